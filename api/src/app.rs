@@ -1,0 +1,115 @@
+//! The router and the server entry point.
+
+use crate::config::ApiConfig;
+use crate::metrics::{self, HttpMetrics};
+use crate::routes::{datadrift, health, ingest, monitors};
+use crate::state::AppState;
+use anyhow::Context;
+use axum::extract::DefaultBodyLimit;
+use axum::routing::{get, post};
+use axum::Router;
+use drift_core::keys::Keys;
+use drift_core::store::{RedisOptions, Store};
+use drift_core::MonitorSpec;
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+
+pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+    let metrics = state.metrics.clone();
+    Router::new()
+        .route("/v1/monitors", get(monitors::list))
+        .route("/v1/monitors/{monitor}", get(monitors::get_one))
+        .route("/v1/monitors/{monitor}/rows", post(ingest::ingest_rows))
+        .route("/datadrift", post(datadrift::datadrift))
+        .route("/healthz", get(health::healthz))
+        .route("/readyz", get(health::readyz))
+        .route("/metrics", get(health::metrics))
+        .fallback(health::not_found)
+        .method_not_allowed_fallback(health::method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(metrics, metrics::track))
+        .with_state(state)
+}
+
+/// Builds the replica's state: store, metrics and the monitors it registers.
+pub fn build_state(cfg: &ApiConfig) -> anyhow::Result<Arc<AppState>> {
+    let mut opts = RedisOptions::new(&cfg.redis_url);
+    opts.op_timeout = Duration::from_millis(cfg.redis_timeout_ms);
+    let mut store = Store::new(&opts, Keys::new(&cfg.key_prefix))?;
+    store.events_maxlen = cfg.events_maxlen;
+    let mut own = Vec::new();
+    if !cfg.no_default_monitor {
+        own.push(MonitorSpec::default_monitor(cfg.params()).context("default monitor")?);
+    }
+    if let Some(path) = &cfg.monitors_config {
+        own.extend(crate::monitors_file::load(path, &cfg.params())?);
+    }
+    let metrics = Arc::new(HttpMetrics::new()?);
+    Ok(Arc::new(AppState::new(
+        store,
+        metrics,
+        cfg.max_batch_rows,
+        own,
+    )))
+}
+
+/// Serves the API on `listener` until `shutdown` resolves, then drains in-flight requests.
+///
+/// Monitors are registered in the background, retrying until Redis answers, so a replica
+/// that starts before Redis comes up by itself (and answers 503 meanwhile).
+pub async fn run(
+    listener: TcpListener,
+    cfg: ApiConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let state = build_state(&cfg)?;
+    let registering = {
+        let state = state.clone();
+        tokio::spawn(async move {
+            let mut delay = Duration::from_millis(100);
+            loop {
+                match state.register_own().await {
+                    Ok(()) => break,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "registering monitors failed; retrying");
+                        tokio::time::sleep(delay).await;
+                        delay = (delay * 2).min(Duration::from_secs(2));
+                    }
+                }
+            }
+        })
+    };
+    let app = router(state, cfg.max_body_bytes);
+    tracing::info!(addr = %listener.local_addr()?, "drift-api listening");
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("serving HTTP")?;
+    registering.abort();
+    Ok(())
+}
+
+/// Resolves on SIGTERM or Ctrl-C.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown signal received; draining");
+}

@@ -1,0 +1,226 @@
+//! Parsing and validating a batch of rows against a monitor's features.
+//!
+//! Validation is complete before anything is written: a batch is accepted whole or
+//! rejected whole.
+
+use crate::error::ApiError;
+use drift_core::MonitorConfig;
+use serde::Deserialize;
+use std::collections::HashMap;
+
+/// Both body forms of the rows endpoint.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawBatch {
+    columns: Option<Vec<String>>,
+    data: Option<Vec<Vec<f64>>>,
+    rows: Option<Vec<HashMap<String, f64>>>,
+}
+
+/// A batch in the columns form, before it is matched against a monitor.
+pub struct ColumnsBatch {
+    pub columns: Vec<String>,
+    pub data: Vec<Vec<f64>>,
+}
+
+/// Maps a serde_json error to the contract: syntax errors are 400, well-formed JSON of the
+/// wrong shape or type is 422.
+pub fn json_error(e: serde_json::Error) -> ApiError {
+    use serde_json::error::Category;
+    match e.classify() {
+        Category::Data => ApiError::invalid("invalid_batch", e.to_string()),
+        Category::Syntax | Category::Eof | Category::Io => {
+            let msg = e.to_string();
+            if msg.contains("number out of range") {
+                ApiError::invalid("non_finite_value", format!("{msg}: values must be finite"))
+            } else {
+                ApiError::malformed(format!("request body is not valid JSON: {msg}"))
+            }
+        }
+    }
+}
+
+/// Parses either body form into (columns, rows).
+pub fn parse_rows_body(body: &[u8]) -> Result<ColumnsBatch, ApiError> {
+    let raw: RawBatch = serde_json::from_slice(body).map_err(json_error)?;
+    match raw {
+        RawBatch {
+            columns: Some(columns),
+            data: Some(data),
+            rows: None,
+        } => Ok(ColumnsBatch { columns, data }),
+        RawBatch {
+            columns: None,
+            data: None,
+            rows: Some(rows),
+        } => {
+            // Column order is taken from the first row; every row must have the same keys.
+            let mut columns: Vec<String> = rows
+                .first()
+                .map(|r| r.keys().cloned().collect())
+                .unwrap_or_default();
+            columns.sort();
+            let mut data = Vec::with_capacity(rows.len());
+            for (i, row) in rows.iter().enumerate() {
+                if row.len() != columns.len() {
+                    return Err(ApiError::invalid(
+                        "wrong_arity",
+                        format!(
+                            "row {i} has {} fields, row 0 has {}",
+                            row.len(),
+                            columns.len()
+                        ),
+                    ));
+                }
+                let mut values = Vec::with_capacity(columns.len());
+                for c in &columns {
+                    match row.get(c) {
+                        Some(v) => values.push(*v),
+                        None => {
+                            return Err(ApiError::invalid(
+                                "missing_features",
+                                format!("row {i} lacks feature `{}`", truncate(c)),
+                            ))
+                        }
+                    }
+                }
+                data.push(values);
+            }
+            Ok(ColumnsBatch { columns, data })
+        }
+        _ => Err(ApiError::invalid(
+            "invalid_batch",
+            "send either {\"columns\": [...], \"data\": [[...]]} or {\"rows\": [{...}]}",
+        )),
+    }
+}
+
+fn truncate(s: &str) -> String {
+    s.chars().take(80).collect()
+}
+
+impl ColumnsBatch {
+    /// Matches the batch against the monitor's features and returns one column per feature
+    /// in config order. `rename` maps incoming names (e.g. scikit-learn's "mean radius").
+    pub fn into_feature_columns(
+        self,
+        cfg: &MonitorConfig,
+        max_rows: usize,
+        rename: impl Fn(&str) -> String,
+    ) -> Result<Vec<Vec<f64>>, ApiError> {
+        let n = self.data.len();
+        if n == 0 {
+            return Err(ApiError::invalid("empty_batch", "the batch has no rows"));
+        }
+        if n > max_rows {
+            return Err(ApiError::too_large(format!(
+                "the batch has {n} rows; at most {max_rows} are accepted per request"
+            )));
+        }
+        let mut slot_of_column = Vec::with_capacity(self.columns.len());
+        let mut seen = vec![false; cfg.features.len()];
+        for c in &self.columns {
+            let name = rename(c);
+            let Some(slot) = cfg.feature_index(&name) else {
+                return Err(ApiError::invalid(
+                    "unknown_feature",
+                    format!(
+                        "`{}` is not a feature of monitor `{}`",
+                        truncate(c),
+                        cfg.name
+                    ),
+                ));
+            };
+            if std::mem::replace(&mut seen[slot], true) {
+                return Err(ApiError::invalid(
+                    "duplicate_feature",
+                    format!("`{}` appears more than once", truncate(c)),
+                ));
+            }
+            slot_of_column.push(slot);
+        }
+        let missing: Vec<&str> = cfg
+            .features
+            .iter()
+            .zip(&seen)
+            .filter(|(_, s)| !**s)
+            .map(|(f, _)| f.as_str())
+            .collect();
+        if !missing.is_empty() {
+            let shown = missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            return Err(ApiError::invalid(
+                "missing_features",
+                format!("{} feature(s) missing, e.g. {shown}", missing.len()),
+            ));
+        }
+        let mut out = vec![Vec::with_capacity(n); cfg.features.len()];
+        for (i, row) in self.data.iter().enumerate() {
+            if row.len() != slot_of_column.len() {
+                return Err(ApiError::invalid(
+                    "wrong_arity",
+                    format!(
+                        "row {i} has {} values for {} columns",
+                        row.len(),
+                        slot_of_column.len()
+                    ),
+                ));
+            }
+            for (v, &slot) in row.iter().zip(&slot_of_column) {
+                if !v.is_finite() {
+                    return Err(ApiError::invalid(
+                        "non_finite_value",
+                        format!("row {i} has a non-finite value"),
+                    ));
+                }
+                out[slot].push(*v);
+            }
+        }
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drift_core::{Dataset, MonitorSpec, Params};
+
+    fn cfg() -> MonitorConfig {
+        let ds = Dataset::from_csv("a,b\n1,2\n3,4\n".as_bytes(), &[]).unwrap();
+        MonitorSpec::new("m", &ds, Params::default(), 10)
+            .unwrap()
+            .config
+    }
+
+    fn cols(body: &str) -> Result<Vec<Vec<f64>>, ApiError> {
+        parse_rows_body(body.as_bytes())?.into_feature_columns(&cfg(), 100, str::to_string)
+    }
+
+    #[test]
+    fn both_forms_give_feature_major_columns() {
+        let a = cols(r#"{"columns":["b","a"],"data":[[2,1],[4,3]]}"#).unwrap();
+        assert_eq!(a, vec![vec![1.0, 3.0], vec![2.0, 4.0]]);
+        let b = cols(r#"{"rows":[{"a":1,"b":2},{"b":4,"a":3}]}"#).unwrap();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn errors_have_the_contract_codes() {
+        let code = |b: &str| cols(b).unwrap_err().code;
+        assert_eq!(code("{"), "malformed_json");
+        assert_eq!(code("[]"), "invalid_batch");
+        assert_eq!(code(r#"{"columns":["a","b"],"data":[]}"#), "empty_batch");
+        assert_eq!(code(r#"{"columns":["a"],"data":[[1]]}"#), "missing_features");
+        assert_eq!(code(r#"{"columns":["a","b","c"],"data":[[1,2,3]]}"#), "unknown_feature");
+        assert_eq!(code(r#"{"columns":["a","a"],"data":[[1,2]]}"#), "duplicate_feature");
+        assert_eq!(code(r#"{"columns":["a","b"],"data":[[1]]}"#), "wrong_arity");
+        assert_eq!(code(r#"{"columns":["a","b"],"data":[[1,"x"]]}"#), "invalid_batch");
+        assert_eq!(code(r#"{"columns":["a","b"],"data":[[1,null]]}"#), "invalid_batch");
+        assert_eq!(code(r#"{"columns":["a","b"],"data":[[1,1e999]]}"#), "non_finite_value");
+        assert_eq!(code(r#"{"rows":[{"a":1}]}"#), "missing_features");
+        assert_eq!(code(r#"{"rows":[{"a":1,"b":2},{"a":1}]}"#), "wrong_arity");
+        assert_eq!(code(r#"{"rows":[],"columns":["a"]}"#), "invalid_batch");
+        assert_eq!(code(r#"{"columns":["a","b"],"data":[[1,2]],"x":1}"#), "invalid_batch");
+        let many = format!(r#"{{"columns":["a","b"],"data":[{}]}}"#, vec!["[1,2]"; 101].join(","));
+        assert_eq!(code(&many), "payload_too_large");
+    }
+}

@@ -1,0 +1,76 @@
+//! Command-line and environment configuration of `drift-api`.
+
+use drift_core::telemetry::LogFormat;
+use drift_core::{Correction, Params};
+use std::path::PathBuf;
+
+#[derive(clap::Parser, Clone, Debug)]
+#[command(name = "drift-api", version, about = "Stateless HTTP API of the drift monitor")]
+pub struct ApiConfig {
+    /// Address to listen on.
+    #[arg(long, env = "DRIFT_LISTEN", default_value = "127.0.0.1:8000")]
+    pub listen: String,
+    /// Redis URL (a password goes in the URL: redis://:PASSWORD@host:6379).
+    #[arg(long, env = "DRIFT_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    pub redis_url: String,
+    /// Prefix of every Redis key, to share one Redis between deployments.
+    #[arg(long, env = "DRIFT_KEY_PREFIX", default_value = "drift")]
+    pub key_prefix: String,
+    /// Rows in each feature's rolling window (default monitor).
+    #[arg(long, env = "DRIFT_WINDOW", default_value_t = 500)]
+    pub window: usize,
+    /// Rows between evaluations once the window is full (default monitor).
+    #[arg(long, env = "DRIFT_STRIDE", default_value_t = 100)]
+    pub stride: usize,
+    /// Family-wise significance level (default monitor).
+    #[arg(long, env = "DRIFT_ALPHA", default_value_t = 0.05)]
+    pub alpha: f64,
+    /// Multiple-testing correction: bonferroni, bh or none (default monitor).
+    #[arg(long, env = "DRIFT_CORRECTION", default_value = "bonferroni")]
+    pub correction: Correction,
+    /// Share of drifted features from which the whole data set counts as drifted.
+    #[arg(long, env = "DRIFT_DATASET_DRIFT_SHARE", default_value_t = 0.5)]
+    pub dataset_drift_share: f64,
+    /// TOML file declaring more monitors (see README).
+    #[arg(long, env = "DRIFT_MONITORS_CONFIG")]
+    pub monitors_config: Option<PathBuf>,
+    /// Do not register the built-in `breast_cancer` monitor.
+    #[arg(long, env = "DRIFT_NO_DEFAULT_MONITOR")]
+    pub no_default_monitor: bool,
+    /// Largest request body accepted, in bytes (413 above it).
+    #[arg(long, env = "DRIFT_MAX_BODY_BYTES", default_value_t = 2 * 1024 * 1024)]
+    pub max_body_bytes: usize,
+    /// Most rows accepted in one batch (413 above it).
+    #[arg(long, env = "DRIFT_MAX_BATCH_ROWS", default_value_t = 10_000)]
+    pub max_batch_rows: usize,
+    /// Deadline of one Redis operation; past it the request gets a 503.
+    #[arg(long, env = "DRIFT_REDIS_TIMEOUT_MS", default_value_t = 1500)]
+    pub redis_timeout_ms: u64,
+    /// Batches kept on each monitor's events stream.
+    #[arg(long, env = "DRIFT_EVENTS_MAXLEN", default_value_t = 1000)]
+    pub events_maxlen: u64,
+    #[arg(long, env = "DRIFT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+impl ApiConfig {
+    /// Parameters of the default monitor.
+    pub fn params(&self) -> Params {
+        Params {
+            window: self.window,
+            stride: self.stride,
+            alpha: self.alpha,
+            correction: self.correction,
+            dataset_drift_share: self.dataset_drift_share,
+        }
+    }
+
+    /// The configuration used when no flag or variable is given, for tests.
+    pub fn for_redis(url: &str, prefix: &str) -> Self {
+        use clap::Parser;
+        let mut c = ApiConfig::parse_from(["drift-api"]);
+        c.redis_url = url.to_string();
+        c.key_prefix = prefix.to_string();
+        c
+    }
+}

@@ -1,0 +1,13 @@
+//! `drift-api`: the stateless HTTP front of the drift monitor. Any number of replicas run
+//! behind the gateway; all state lives in Redis.
+pub mod app;
+pub mod batch;
+pub mod config;
+pub mod error;
+pub mod metrics;
+pub mod monitors_file;
+pub mod routes;
+pub mod state;
+
+pub use app::{router, run, shutdown_signal};
+pub use config::ApiConfig;

@@ -1,0 +1,95 @@
+//! This replica's operational metrics (`/metrics`): request counts and latencies by route.
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Clone)]
+pub struct HttpMetrics {
+    registry: Registry,
+    requests: IntCounterVec,
+    duration: HistogramVec,
+    pub rows_dropped: IntCounterVec,
+    pub rows_accepted: IntCounterVec,
+}
+
+impl HttpMetrics {
+    pub fn new() -> Result<Self, prometheus::Error> {
+        let registry = Registry::new();
+        let requests = IntCounterVec::new(
+            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            &["route", "method", "status"],
+        )?;
+        let duration = HistogramVec::new(
+            HistogramOpts::new(
+                "http_request_duration_seconds",
+                "HTTP request latency by route and method",
+            )
+            .buckets(vec![
+                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+            ]),
+            &["route", "method"],
+        )?;
+        let rows_dropped = IntCounterVec::new(
+            Opts::new(
+                "drift_rows_dropped_total",
+                "Rows logged for monitoring that could not be stored, by reason",
+            ),
+            &["reason"],
+        )?;
+        let rows_accepted = IntCounterVec::new(
+            Opts::new(
+                "drift_api_rows_accepted_total",
+                "Rows this replica stored in Redis, by monitor",
+            ),
+            &["monitor"],
+        )?;
+        registry.register(Box::new(requests.clone()))?;
+        registry.register(Box::new(duration.clone()))?;
+        registry.register(Box::new(rows_dropped.clone()))?;
+        registry.register(Box::new(rows_accepted.clone()))?;
+        Ok(HttpMetrics {
+            registry,
+            requests,
+            duration,
+            rows_dropped,
+            rows_accepted,
+        })
+    }
+
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+}
+
+/// Records every request under its route template, so labels stay bounded whatever the
+/// paths clients send.
+pub async fn track(
+    State(metrics): State<Arc<HttpMetrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_string();
+    let method = req.method().as_str().to_string();
+    let start = Instant::now();
+    let resp = next.run(req).await;
+    let elapsed = start.elapsed().as_secs_f64();
+    metrics
+        .requests
+        .with_label_values(&[&route, &method, resp.status().as_str()])
+        .inc();
+    metrics
+        .duration
+        .with_label_values(&[&route, &method])
+        .observe(elapsed);
+    resp
+}

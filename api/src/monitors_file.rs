@@ -1,0 +1,68 @@
+//! The monitors config file: more monitors with their own reference CSVs.
+//!
+//! ```toml
+//! [[monitor]]
+//! name = "fraud"
+//! reference = "data/fraud_reference.csv"   # relative to this file
+//! exclude = ["label"]
+//! window = 1000
+//! stride = 200
+//! alpha = 0.01
+//! correction = "bh"
+//! ```
+
+use drift_core::{Correction, Dataset, MonitorSpec, Params};
+use serde::Deserialize;
+use std::path::Path;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct File {
+    #[serde(default)]
+    monitor: Vec<Entry>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Entry {
+    name: String,
+    reference: String,
+    #[serde(default)]
+    exclude: Vec<String>,
+    window: Option<usize>,
+    stride: Option<usize>,
+    alpha: Option<f64>,
+    correction: Option<Correction>,
+    dataset_drift_share: Option<f64>,
+}
+
+/// Reads every monitor of the file; `defaults` fills parameters an entry leaves out.
+pub fn load(path: &Path, defaults: &Params) -> anyhow::Result<Vec<MonitorSpec>> {
+    use anyhow::Context;
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading monitors config {}", path.display()))?;
+    let file: File =
+        toml::from_str(&text).with_context(|| format!("parsing {}", path.display()))?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut specs = Vec::new();
+    for e in file.monitor {
+        let csv_path = dir.join(&e.reference);
+        let reader = std::fs::File::open(&csv_path)
+            .with_context(|| format!("monitor `{}`: opening {}", e.name, csv_path.display()))?;
+        let exclude: Vec<&str> = e.exclude.iter().map(String::as_str).collect();
+        let ds = Dataset::from_csv(reader, &exclude)
+            .with_context(|| format!("monitor `{}`: {}", e.name, csv_path.display()))?;
+        let params = Params {
+            window: e.window.unwrap_or(defaults.window),
+            stride: e.stride.unwrap_or(defaults.stride),
+            alpha: e.alpha.unwrap_or(defaults.alpha),
+            correction: e.correction.unwrap_or(defaults.correction),
+            dataset_drift_share: e.dataset_drift_share.unwrap_or(defaults.dataset_drift_share),
+        };
+        specs.push(
+            MonitorSpec::new(&e.name, &ds, params, 1024)
+                .with_context(|| format!("monitor `{}`", e.name))?,
+        );
+    }
+    Ok(specs)
+}

@@ -1,0 +1,116 @@
+//! Shared state of one API replica: the store, a cache of monitor configs, limits.
+
+use crate::error::ApiError;
+use crate::metrics::HttpMetrics;
+use drift_core::store::{Ingested, StoreError, Store};
+use drift_core::{MonitorConfig, MonitorSpec};
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
+
+pub struct AppState {
+    pub store: Store,
+    pub metrics: Arc<HttpMetrics>,
+    pub max_batch_rows: usize,
+    /// Monitors this replica registers itself; re-registered if Redis comes back empty.
+    own: HashMap<String, MonitorSpec>,
+    /// Configs read from Redis (or registered here), refreshed when Redis says they changed.
+    cache: RwLock<HashMap<String, Arc<MonitorConfig>>>,
+}
+
+impl AppState {
+    pub fn new(
+        store: Store,
+        metrics: Arc<HttpMetrics>,
+        max_batch_rows: usize,
+        own: Vec<MonitorSpec>,
+    ) -> Self {
+        AppState {
+            store,
+            metrics,
+            max_batch_rows,
+            own: own
+                .into_iter()
+                .map(|s| (s.config.name.clone(), s))
+                .collect(),
+            cache: RwLock::new(HashMap::new()),
+        }
+    }
+
+    /// Registers this replica's monitors (idempotent).
+    pub async fn register_own(&self) -> Result<(), StoreError> {
+        for spec in self.own.values() {
+            let outcome = self.store.register(spec).await?;
+            tracing::info!(monitor = %spec.config.name, version = %spec.config.version, ?outcome, "monitor registered");
+            self.remember(Arc::new(spec.config.clone()));
+        }
+        Ok(())
+    }
+
+    fn remember(&self, cfg: Arc<MonitorConfig>) {
+        if let Ok(mut c) = self.cache.write() {
+            c.insert(cfg.name.clone(), cfg);
+        }
+    }
+
+    fn forget(&self, name: &str) {
+        if let Ok(mut c) = self.cache.write() {
+            c.remove(name);
+        }
+    }
+
+    fn cached(&self, name: &str) -> Option<Arc<MonitorConfig>> {
+        self.cache.read().ok()?.get(name).cloned()
+    }
+
+    /// The config of a monitor: from the cache, else from Redis, else re-registered if it is
+    /// one of ours (Redis lost its data), else 404.
+    pub async fn monitor(&self, name: &str) -> Result<Arc<MonitorConfig>, ApiError> {
+        if let Some(cfg) = self.cached(name) {
+            return Ok(cfg);
+        }
+        self.reload(name).await
+    }
+
+    async fn reload(&self, name: &str) -> Result<Arc<MonitorConfig>, ApiError> {
+        if let Some(cfg) = self.store.config(name).await? {
+            let cfg = Arc::new(cfg);
+            self.remember(cfg.clone());
+            return Ok(cfg);
+        }
+        if let Some(spec) = self.own.get(name) {
+            tracing::warn!(monitor = %name, "monitor missing from Redis; registering it again");
+            self.store.register(spec).await?;
+            let cfg = Arc::new(spec.config.clone());
+            self.remember(cfg.clone());
+            return Ok(cfg);
+        }
+        self.forget(name);
+        Err(ApiError::unknown_monitor(name))
+    }
+
+    /// Ingests feature-major columns, recovering once from a changed or lost monitor config.
+    pub async fn ingest(
+        &self,
+        cfg: Arc<MonitorConfig>,
+        columns: &[Vec<f64>],
+    ) -> Result<(Arc<MonitorConfig>, Ingested), ApiError> {
+        match self.store.ingest(&cfg, columns).await {
+            Ok(done) => Ok((cfg, done)),
+            Err(StoreError::StaleConfig | StoreError::UnknownMonitor(_)) => {
+                self.forget(&cfg.name);
+                let fresh = self.reload(&cfg.name).await?;
+                if fresh.features != cfg.features {
+                    // The batch was validated against other features: it must be resent.
+                    return Err(ApiError::new(
+                        axum::http::StatusCode::CONFLICT,
+                        "monitor_reconfigured",
+                        "the monitor's features changed during the request; resend the batch",
+                    ));
+                }
+                let done = self.store.ingest(&fresh, columns).await?;
+                Ok((fresh, done))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+}

@@ -1,0 +1,50 @@
+-- One ingest: append a batch to every feature's capped window, bump the row counter,
+-- log the batch on the events stream and, when an evaluation boundary is crossed,
+-- enqueue one job per feature. Atomic, so windows, counter and jobs never disagree.
+-- KEYS[1]=config KEYS[2]=seq KEYS[3]=events KEYS[4]=jobs KEYS[5]=stats KEYS[5+i]=win_i
+-- ARGV[1]=config version the caller validated against ARGV[2]=rows
+-- ARGV[3]=events maxlen ARGV[4]=jobs maxlen ARGV[5..]=values, feature-major, 8 bytes each
+local cfg = redis.call('HMGET', KEYS[1], 'version', 'window', 'stride', 'nf')
+if not cfg[1] then
+  return redis.error_reply('NOMONITOR monitor is not registered')
+end
+if cfg[1] ~= ARGV[1] then
+  return redis.error_reply('STALECONFIG monitor was re-registered with version ' .. cfg[1])
+end
+local window, stride, nf = tonumber(cfg[2]), tonumber(cfg[3]), tonumber(cfg[4])
+local n = tonumber(ARGV[2])
+if #KEYS ~= 5 + nf or #ARGV ~= 4 + nf * n or n < 1 then
+  return redis.error_reply('BADBATCH batch shape does not match the monitor')
+end
+-- Windows keep one stride more than the window so that a job can read exactly the
+-- window that ended at its own boundary until the next boundary is crossed.
+local cap = window + stride
+local first = math.max(0, n - cap)
+for f = 1, nf do
+  local key = KEYS[5 + f]
+  local base = 5 + (f - 1) * n
+  local i = first
+  while i < n do
+    local j = math.min(i + 4000, n)
+    redis.call('LPUSH', key, unpack(ARGV, base + i, base + j - 1))
+    i = j
+  end
+  redis.call('LTRIM', key, 0, cap - 1)
+end
+local seq = redis.call('INCRBY', KEYS[2], n)
+local prev = seq - n
+redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[3], '*', 'seq', seq, 'rows', n,
+  'data', table.concat(ARGV, '', 5, 4 + nf * n))
+local last = -1
+if seq >= window then
+  last = window + math.floor((seq - window) / stride) * stride
+end
+local jobs = 0
+if last > prev then
+  redis.call('HINCRBY', KEYS[5], 'rounds', 1)
+  for f = 0, nf - 1 do
+    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'f', f, 's', seq, 'v', ARGV[1])
+  end
+  jobs = nf
+end
+return {seq, jobs}
