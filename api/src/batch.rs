@@ -147,7 +147,12 @@ impl ColumnsBatch {
             .map(|(f, _)| f.as_str())
             .collect();
         if !missing.is_empty() {
-            let shown = missing.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+            let shown = missing
+                .iter()
+                .take(5)
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(", ");
             return Err(ApiError::invalid(
                 "missing_features",
                 format!("{} feature(s) missing, e.g. {shown}", missing.len()),
@@ -209,18 +214,42 @@ mod tests {
         assert_eq!(code("{"), "malformed_json");
         assert_eq!(code("[]"), "invalid_batch");
         assert_eq!(code(r#"{"columns":["a","b"],"data":[]}"#), "empty_batch");
-        assert_eq!(code(r#"{"columns":["a"],"data":[[1]]}"#), "missing_features");
-        assert_eq!(code(r#"{"columns":["a","b","c"],"data":[[1,2,3]]}"#), "unknown_feature");
-        assert_eq!(code(r#"{"columns":["a","a"],"data":[[1,2]]}"#), "duplicate_feature");
+        assert_eq!(
+            code(r#"{"columns":["a"],"data":[[1]]}"#),
+            "missing_features"
+        );
+        assert_eq!(
+            code(r#"{"columns":["a","b","c"],"data":[[1,2,3]]}"#),
+            "unknown_feature"
+        );
+        assert_eq!(
+            code(r#"{"columns":["a","a"],"data":[[1,2]]}"#),
+            "duplicate_feature"
+        );
         assert_eq!(code(r#"{"columns":["a","b"],"data":[[1]]}"#), "wrong_arity");
-        assert_eq!(code(r#"{"columns":["a","b"],"data":[[1,"x"]]}"#), "invalid_batch");
-        assert_eq!(code(r#"{"columns":["a","b"],"data":[[1,null]]}"#), "invalid_batch");
-        assert_eq!(code(r#"{"columns":["a","b"],"data":[[1,1e999]]}"#), "non_finite_value");
+        assert_eq!(
+            code(r#"{"columns":["a","b"],"data":[[1,"x"]]}"#),
+            "invalid_batch"
+        );
+        assert_eq!(
+            code(r#"{"columns":["a","b"],"data":[[1,null]]}"#),
+            "invalid_batch"
+        );
+        assert_eq!(
+            code(r#"{"columns":["a","b"],"data":[[1,1e999]]}"#),
+            "non_finite_value"
+        );
         assert_eq!(code(r#"{"rows":[{"a":1}]}"#), "missing_features");
         assert_eq!(code(r#"{"rows":[{"a":1,"b":2},{"a":1}]}"#), "wrong_arity");
         assert_eq!(code(r#"{"rows":[],"columns":["a"]}"#), "invalid_batch");
-        assert_eq!(code(r#"{"columns":["a","b"],"data":[[1,2]],"x":1}"#), "invalid_batch");
-        let many = format!(r#"{{"columns":["a","b"],"data":[{}]}}"#, vec!["[1,2]"; 101].join(","));
+        assert_eq!(
+            code(r#"{"columns":["a","b"],"data":[[1,2]],"x":1}"#),
+            "invalid_batch"
+        );
+        let many = format!(
+            r#"{{"columns":["a","b"],"data":[{}]}}"#,
+            vec!["[1,2]"; 101].join(",")
+        );
         assert_eq!(code(&many), "payload_too_large");
     }
 }

@@ -5,13 +5,21 @@ use drift_core::{Correction, Params};
 use std::path::PathBuf;
 
 #[derive(clap::Parser, Clone, Debug)]
-#[command(name = "drift-api", version, about = "Stateless HTTP API of the drift monitor")]
+#[command(
+    name = "drift-api",
+    version,
+    about = "Stateless HTTP API of the drift monitor"
+)]
 pub struct ApiConfig {
     /// Address to listen on.
     #[arg(long, env = "DRIFT_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: String,
     /// Redis URL (a password goes in the URL: redis://:PASSWORD@host:6379).
-    #[arg(long, env = "DRIFT_REDIS_URL", default_value = "redis://127.0.0.1:6379")]
+    #[arg(
+        long,
+        env = "DRIFT_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
     pub redis_url: String,
     /// Prefix of every Redis key, to share one Redis between deployments.
     #[arg(long, env = "DRIFT_KEY_PREFIX", default_value = "drift")]

@@ -20,7 +20,10 @@ impl HttpMetrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
         let requests = IntCounterVec::new(
-            Opts::new("http_requests_total", "HTTP requests by route, method and status"),
+            Opts::new(
+                "http_requests_total",
+                "HTTP requests by route, method and status",
+            ),
             &["route", "method", "status"],
         )?;
         let duration = HistogramVec::new(
@@ -69,11 +72,7 @@ impl HttpMetrics {
 
 /// Records every request under its route template, so labels stay bounded whatever the
 /// paths clients send.
-pub async fn track(
-    State(metrics): State<Arc<HttpMetrics>>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub async fn track(State(metrics): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
     let route = req
         .extensions()
         .get::<MatchedPath>()

@@ -57,7 +57,9 @@ pub fn load(path: &Path, defaults: &Params) -> anyhow::Result<Vec<MonitorSpec>> 
             stride: e.stride.unwrap_or(defaults.stride),
             alpha: e.alpha.unwrap_or(defaults.alpha),
             correction: e.correction.unwrap_or(defaults.correction),
-            dataset_drift_share: e.dataset_drift_share.unwrap_or(defaults.dataset_drift_share),
+            dataset_drift_share: e
+                .dataset_drift_share
+                .unwrap_or(defaults.dataset_drift_share),
         };
         specs.push(
             MonitorSpec::new(&e.name, &ds, params, 1024)

@@ -2,7 +2,7 @@
 
 use crate::error::ApiError;
 use crate::metrics::HttpMetrics;
-use drift_core::store::{Ingested, StoreError, Store};
+use drift_core::store::{Ingested, Store, StoreError};
 use drift_core::{MonitorConfig, MonitorSpec};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};

@@ -83,7 +83,7 @@ pub fn decide(pvalues: &[Option<f64>], alpha: f64, correction: Correction) -> Ve
                 .enumerate()
                 .filter(|(rank, (p, _))| *p <= (*rank as f64 + 1.0) / m as f64 * alpha)
                 .map(|(rank, _)| rank + 1)
-                .last()
+                .next_back()
                 .unwrap_or(0);
             let mut flags = vec![false; m];
             for &(_, i) in order.iter().take(cutoff) {
@@ -105,7 +105,10 @@ mod tests {
             decide(&p, 0.05, Correction::Bonferroni),
             [true, false, false, false]
         );
-        assert_eq!(decide(&p, 0.05, Correction::None), [true, true, false, false]);
+        assert_eq!(
+            decide(&p, 0.05, Correction::None),
+            [true, true, false, false]
+        );
     }
 
     #[test]
@@ -128,10 +131,7 @@ mod tests {
         // p_(2) = 0.03 > 2/4*0.05 = 0.025 fails on its own, but p_(3) = 0.035 <= 0.0375 passes,
         // so ranks 1..=3 are flagged.
         let p = [0.001, 0.03, 0.035, 0.9].map(Some);
-        assert_eq!(
-            decide(&p, 0.05, Correction::Bh),
-            [true, true, true, false]
-        );
+        assert_eq!(decide(&p, 0.05, Correction::Bh), [true, true, true, false]);
     }
 
     #[test]

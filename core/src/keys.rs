@@ -63,6 +63,10 @@ impl Keys {
     pub fn state(&self, m: &str) -> String {
         format!("{}:state", self.base(m))
     }
+    /// Every evaluation recorded, oldest first (capped): the drift history.
+    pub fn history(&self, m: &str) -> String {
+        format!("{}:history", self.base(m))
+    }
     pub fn window(&self, m: &str, feature: &str) -> String {
         format!("{}:win:{}", self.base(m), feature)
     }

@@ -166,7 +166,12 @@ impl MonitorSpec {
     /// The default monitor: the embedded breast cancer data set.
     pub fn default_monitor(params: Params) -> Result<Self, crate::Error> {
         let ds = Dataset::breast_cancer()?;
-        Ok(Self::new(crate::dataset::DEFAULT_MONITOR, &ds, params, 1024)?)
+        Ok(Self::new(
+            crate::dataset::DEFAULT_MONITOR,
+            &ds,
+            params,
+            1024,
+        )?)
     }
 }
 

@@ -247,6 +247,8 @@ pub struct Store {
     /// Capacity of each jobs stream.
     pub jobs_maxlen: u64,
     pub dead_maxlen: u64,
+    /// Capacity of the evaluation history stream (one entry per evaluation).
+    pub history_maxlen: u64,
 }
 
 impl Store {
@@ -265,6 +267,7 @@ impl Store {
             events_maxlen: 1000,
             jobs_maxlen: 100_000,
             dead_maxlen: 10_000,
+            history_maxlen: 100_000,
         })
     }
 
@@ -304,8 +307,7 @@ impl Store {
     pub async fn register(&self, spec: &MonitorSpec) -> Result<Registered, StoreError> {
         let cfg = &spec.config;
         let m = &cfg.name;
-        let json =
-            serde_json::to_string(cfg).map_err(|e| StoreError::Protocol(e.to_string()))?;
+        let json = serde_json::to_string(cfg).map_err(|e| StoreError::Protocol(e.to_string()))?;
         let mut inv = self.scripts.register.prepare_invoke();
         inv.key(self.keys.config(m))
             .key(self.keys.monitors())
@@ -361,8 +363,8 @@ impl Store {
 
     pub async fn monitors(&self) -> Result<Vec<String>, StoreError> {
         let key = self.keys.monitors();
-        let mut names: Vec<String> = self
-            .run(|mut c| async move {
+        let mut names: Vec<String> =
+            self.run(|mut c| async move {
                 Ok(redis::cmd("SMEMBERS").arg(key).query_async(&mut c).await?)
             })
             .await?;
@@ -379,8 +381,7 @@ impl Store {
     ) -> Result<Ingested, StoreError> {
         let m = &cfg.name;
         let n = columns.first().map_or(0, Vec::len);
-        if columns.len() != cfg.features.len() || n == 0 || columns.iter().any(|c| c.len() != n)
-        {
+        if columns.len() != cfg.features.len() || n == 0 || columns.iter().any(|c| c.len() != n) {
             return Err(StoreError::Protocol("batch shape does not match".into()));
         }
         let mut inv = self.scripts.ingest.prepare_invoke();
@@ -421,12 +422,8 @@ impl Store {
         for f in &cfg.features {
             pipe.cmd("HGETALL").arg(self.keys.result(m, f));
         }
-        let (seq, state, stats, results): (
-            Option<u64>,
-            HashMap<String, String>,
-            HashMap<String, String>,
-            Vec<HashMap<String, String>>,
-        ) = self
+        type Hash = HashMap<String, String>;
+        let (seq, state, stats, results): (Option<u64>, Hash, Hash, Vec<Hash>) = self
             .run(|mut c| async move {
                 let vals: Vec<Value> = pipe.query_async(&mut c).await?;
                 let mut it = vals.into_iter();
@@ -568,7 +565,8 @@ impl Store {
         if cur.as_deref() != Some(version) {
             return Ok(None);
         }
-        let blob = blob.ok_or_else(|| StoreError::Protocol(format!("no reference for {feature}")))?;
+        let blob =
+            blob.ok_or_else(|| StoreError::Protocol(format!("no reference for {feature}")))?;
         codec::decode_all(&blob)
             .map(Some)
             .ok_or_else(|| StoreError::Protocol(format!("corrupt reference for {feature}")))
@@ -628,13 +626,18 @@ impl Store {
         inv.key(self.keys.jobs(m))
             .key(self.keys.stats(m))
             .key(self.keys.state(m))
-            .key(self.keys.config(m));
+            .key(self.keys.config(m))
+            .key(self.keys.history(m));
         for f in &cfg.features {
             inv.key(self.keys.result(m, f));
         }
         inv.arg(GROUP)
             .arg(job_id)
-            .arg(if evaluation.is_some() { "eval" } else { "stale" })
+            .arg(if evaluation.is_some() {
+                "eval"
+            } else {
+                "stale"
+            })
             .arg(feature_index)
             .arg(seq)
             .arg(version)
@@ -646,7 +649,8 @@ impl Store {
                 .arg(format!("{:?}", e.statistic_location))
                 .arg(e.statistic_sign)
                 .arg(e.window_rows)
-                .arg(e.method);
+                .arg(e.method)
+                .arg(self.history_maxlen);
         }
         let tag: String = self
             .run(|mut c| async move { Ok(inv.invoke_async(&mut c).await?) })
@@ -692,4 +696,3 @@ impl Store {
             .await
     }
 }
-

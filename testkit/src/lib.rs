@@ -3,7 +3,8 @@
 //! Every test gets its own `redis-server` process in its own temporary directory, so tests
 //! never share state; the process is killed when the handle is dropped.
 
-use std::io::{Read, Write};
+use std::io::Write;
+
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -191,16 +192,19 @@ impl RedisServer {
 
     fn signal(&self, sig: &str) {
         if let Some(pid) = self.pid() {
-            let _ = Command::new("kill")
-                .args([sig, &pid.to_string()])
-                .status();
+            let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
         }
     }
 
-    /// Runs a command with a plain RESP client and returns the raw reply (for checks
-    /// that must not go through the code under test).
+    /// Runs a command with a plain RESP client (for checks that must not go through the
+    /// code under test) and returns the reply's scalars, one per line.
     pub fn cmd(&self, args: &[&str]) -> String {
         command(self.port, args).unwrap_or_else(|e| panic!("redis command {args:?}: {e}"))
+    }
+
+    /// Runs a command and returns the parsed reply.
+    pub fn query(&self, args: &[&str]) -> Resp {
+        request(self.port, args).unwrap_or_else(|e| panic!("redis command {args:?}: {e}"))
     }
 }
 
@@ -215,17 +219,97 @@ fn ping(port: u16) -> bool {
     command(port, &["PING"]).is_ok_and(|r| r.contains("PONG"))
 }
 
-fn command(port: u16, args: &[&str]) -> std::io::Result<String> {
+/// A RESP reply, parsed completely (however long it is).
+#[derive(Clone, Debug, PartialEq)]
+pub enum Resp {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Option<Vec<u8>>),
+    Array(Option<Vec<Resp>>),
+}
+
+impl Resp {
+    /// The reply as text, one scalar per line (arrays flattened), for simple assertions.
+    pub fn flat(&self) -> Vec<String> {
+        match self {
+            Resp::Simple(s) | Resp::Error(s) => vec![s.clone()],
+            Resp::Int(i) => vec![i.to_string()],
+            Resp::Bulk(Some(b)) => vec![String::from_utf8_lossy(b).into_owned()],
+            Resp::Bulk(None) | Resp::Array(None) => vec!["(nil)".into()],
+            Resp::Array(Some(items)) => items.iter().flat_map(Resp::flat).collect(),
+        }
+    }
+
+    pub fn as_int(&self) -> Option<i64> {
+        match self {
+            Resp::Int(i) => Some(*i),
+            Resp::Bulk(Some(b)) => std::str::from_utf8(b).ok()?.parse().ok(),
+            _ => None,
+        }
+    }
+}
+
+fn read_line(r: &mut impl std::io::BufRead) -> std::io::Result<String> {
+    let mut line = String::new();
+    r.read_line(&mut line)?;
+    if line.is_empty() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            "connection closed",
+        ));
+    }
+    Ok(line.trim_end_matches(['\r', '\n']).to_string())
+}
+
+fn read_resp(r: &mut impl std::io::BufRead) -> std::io::Result<Resp> {
+    let line = read_line(r)?;
+    let bad = || std::io::Error::new(std::io::ErrorKind::InvalidData, "bad RESP");
+    let (tag, rest) = line.split_at(1.min(line.len()));
+    Ok(match tag {
+        "+" => Resp::Simple(rest.to_string()),
+        "-" => Resp::Error(rest.to_string()),
+        ":" => Resp::Int(rest.parse().map_err(|_| bad())?),
+        "$" => {
+            let n: i64 = rest.parse().map_err(|_| bad())?;
+            if n < 0 {
+                Resp::Bulk(None)
+            } else {
+                let mut buf = vec![0u8; n as usize + 2];
+                r.read_exact(&mut buf)?;
+                buf.truncate(n as usize);
+                Resp::Bulk(Some(buf))
+            }
+        }
+        "*" => {
+            let n: i64 = rest.parse().map_err(|_| bad())?;
+            if n < 0 {
+                Resp::Array(None)
+            } else {
+                let mut items = Vec::with_capacity(n as usize);
+                for _ in 0..n {
+                    items.push(read_resp(r)?);
+                }
+                Resp::Array(Some(items))
+            }
+        }
+        _ => return Err(bad()),
+    })
+}
+
+fn request(port: u16, args: &[&str]) -> std::io::Result<Resp> {
     let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(2)))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
     let mut req = format!("*{}\r\n", args.len());
     for a in args {
         req.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
     }
     s.write_all(req.as_bytes())?;
-    let mut buf = vec![0u8; 1 << 16];
-    let n = s.read(&mut buf)?;
-    Ok(String::from_utf8_lossy(&buf[..n]).into_owned())
+    read_resp(&mut std::io::BufReader::new(s))
+}
+
+fn command(port: u16, args: &[&str]) -> std::io::Result<String> {
+    Ok(request(port, args)?.flat().join("\n"))
 }
 
 /// Polls `f` until it returns `Some` or `timeout` passes.

@@ -3,10 +3,10 @@
 -- with a compare-and-set on seq and recomputes the monitor's decision over the latest
 -- p-value of every feature (same rules as drift_core::correction::decide), so flags, the
 -- number of features drifting, detection counters and last-drift time always agree.
--- KEYS[1]=jobs KEYS[2]=stats KEYS[3]=state KEYS[4]=config KEYS[4+i]=res_i
+-- KEYS[1]=jobs KEYS[2]=stats KEYS[3]=state KEYS[4]=config KEYS[5]=history KEYS[5+i]=res_i
 -- ARGV[1]=group ARGV[2]=job id ARGV[3]=mode ('eval'|'stale') ARGV[4]=feature index (0-based)
 -- ARGV[5]=seq ARGV[6]=version ARGV[7]=now (unix seconds) ARGV[8]=p ARGV[9]=statistic
--- ARGV[10]=location ARGV[11]=sign ARGV[12]=window rows ARGV[13]=method
+-- ARGV[10]=location ARGV[11]=sign ARGV[12]=window rows ARGV[13]=method ARGV[14]=history maxlen
 if redis.call('XACK', KEYS[1], ARGV[1], ARGV[2]) == 0 then
   return 'duplicate'
 end
@@ -22,7 +22,7 @@ end
 local conf = cjson.decode(cfg[2])
 local nf = tonumber(cfg[3])
 local fi = tonumber(ARGV[4]) + 1
-local rk = KEYS[4 + fi]
+local rk = KEYS[5 + fi]
 local cur = redis.call('HGET', rk, 'seq')
 if cur and tonumber(cur) >= tonumber(ARGV[5]) then
   redis.call('HINCRBY', KEYS[2], 'stale', 1)
@@ -37,11 +37,9 @@ local alpha = tonumber(conf['alpha'])
 local corr = conf['correction']
 local ps = {}
 for i = 1, nf do
-  local p = redis.call('HGET', KEYS[4 + i], 'p')
-  if p then
-    p = tonumber(p)
-    if p ~= p then p = nil end
-  end
+  -- HGET answers false (not nil) for a missing field.
+  local p = tonumber(redis.call('HGET', KEYS[5 + i], 'p') or '')
+  if p ~= nil and p ~= p then p = nil end
   ps[i] = p
 end
 local flags = {}
@@ -76,11 +74,16 @@ for i = 1, nf do
   if ps[i] ~= nil then
     local fl = '0'
     if flags[i] then fl = '1'; drifting = drifting + 1 end
-    if redis.call('HGET', KEYS[4 + i], 'drifted') ~= fl then
-      redis.call('HSET', KEYS[4 + i], 'drifted', fl)
+    if redis.call('HGET', KEYS[5 + i], 'drifted') ~= fl then
+      redis.call('HSET', KEYS[5 + i], 'drifted', fl)
     end
   end
 end
+local flagged = '0'
+if flags[fi] then flagged = '1' end
+-- The evaluation history: what was decided for this feature at this boundary.
+redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[14], '*', 'f', ARGV[4], 's', ARGV[5],
+  'p', ARGV[8], 'd', ARGV[9], 'drifted', flagged, 'drifting', drifting, 'v', ARGV[6])
 if flags[fi] then
   redis.call('HINCRBY', rk, 'detections', 1)
   redis.call('HINCRBY', KEYS[2], 'detections', 1)

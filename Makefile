@@ -1,0 +1,38 @@
+# The two commands users need: `make demo` and `make test`.
+SHELL := /bin/bash
+CARGO ?= cargo
+
+.PHONY: test deps lint fmt build release demo bench check-config
+
+## Installs what the tests need (Debian packages) when it is missing.
+deps:
+	@scripts/install-deps.sh
+
+## Everything CI runs: unit, property and integration tests on real servers.
+test: deps
+	@if $(CARGO) nextest --version >/dev/null 2>&1; then \
+		$(CARGO) nextest run --workspace --no-fail-fast; \
+	else \
+		$(CARGO) test --workspace --no-fail-fast; \
+	fi
+	@if [ -x scripts/check_config.sh ]; then scripts/check_config.sh; fi
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+
+fmt:
+	$(CARGO) fmt --all
+
+build:
+	$(CARGO) build --workspace
+
+release:
+	$(CARGO) build --release -p drift-api -p drift-worker -p drift-sim
+
+## The whole stack on loopback without Docker (see README).
+demo:
+	@scripts/demo.sh
+
+bench:
+	$(CARGO) bench -p drift-core --bench ks

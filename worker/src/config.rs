@@ -1,0 +1,122 @@
+//! Command line of `drift-worker`: `run` (evaluation worker), `export` (metrics exporter)
+//! and `ks` (the KS engine on a file of cases).
+
+use drift_core::telemetry::LogFormat;
+use std::path::PathBuf;
+
+#[derive(clap::Parser, Debug)]
+#[command(
+    name = "drift-worker",
+    version,
+    about = "Drift monitor workers, exporter and KS tool"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum Command {
+    /// Claim evaluation jobs from Redis and run the tests.
+    Run(WorkerConfig),
+    /// Serve the global drift state from Redis as Prometheus metrics.
+    Export(ExporterConfig),
+    /// Run two-sample KS tests on a JSON file of cases (scipy's ks_2samp semantics).
+    Ks(KsArgs),
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct RedisArgs {
+    /// Redis URL (a password goes in the URL: redis://:PASSWORD@host:6379).
+    #[arg(
+        long,
+        env = "DRIFT_REDIS_URL",
+        default_value = "redis://127.0.0.1:6379"
+    )]
+    pub redis_url: String,
+    /// Prefix of every Redis key.
+    #[arg(long, env = "DRIFT_KEY_PREFIX", default_value = "drift")]
+    pub key_prefix: String,
+    /// Deadline of one Redis operation.
+    #[arg(long, env = "DRIFT_REDIS_TIMEOUT_MS", default_value_t = 1500)]
+    pub redis_timeout_ms: u64,
+    #[arg(long, env = "DRIFT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct WorkerConfig {
+    /// Address of this worker's /metrics and /healthz.
+    #[arg(long, env = "DRIFT_LISTEN", default_value = "127.0.0.1:9101")]
+    pub listen: String,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+    /// Consumer name in the group; must be unique per process (default: host-pid-random).
+    #[arg(long, env = "DRIFT_CONSUMER")]
+    pub consumer: Option<String>,
+    /// Jobs pending longer than this on any consumer are taken over (XAUTOCLAIM).
+    #[arg(long, env = "DRIFT_CLAIM_IDLE_MS", default_value_t = 15_000)]
+    pub claim_idle_ms: u64,
+    /// A job delivered this many times without success goes to the dead-letter stream.
+    #[arg(long, env = "DRIFT_MAX_DELIVERIES", default_value_t = 5)]
+    pub max_deliveries: u64,
+    /// How long one blocking read waits for new jobs; also bounds shutdown latency.
+    #[arg(long, env = "DRIFT_BLOCK_MS", default_value_t = 1000)]
+    pub block_ms: u64,
+    /// Jobs read per round trip.
+    #[arg(long, env = "DRIFT_BATCH", default_value_t = 32)]
+    pub batch: usize,
+    /// How often the list of monitors is refreshed.
+    #[arg(long, env = "DRIFT_REFRESH_MS", default_value_t = 2000)]
+    pub refresh_ms: u64,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct ExporterConfig {
+    /// Address of the exporter's /metrics and /healthz.
+    #[arg(long, env = "DRIFT_LISTEN", default_value = "127.0.0.1:9102")]
+    pub listen: String,
+    #[command(flatten)]
+    pub redis: RedisArgs,
+}
+
+#[derive(clap::Args, Clone, Debug)]
+pub struct KsArgs {
+    /// File of cases in the format of the KS test vectors (`-` for standard input).
+    #[arg(long)]
+    pub cases: PathBuf,
+    /// Print `compute_seconds=<float>` as the last line on standard error.
+    #[arg(long)]
+    pub timing: bool,
+}
+
+impl WorkerConfig {
+    /// Defaults for tests: everything as with no flags, but this Redis and prefix.
+    pub fn for_redis(url: &str, prefix: &str) -> Self {
+        use clap::Parser;
+        let Cli {
+            command: Command::Run(mut c),
+        } = Cli::parse_from(["drift-worker", "run"])
+        else {
+            unreachable!("parsed the run subcommand")
+        };
+        c.redis.redis_url = url.to_string();
+        c.redis.key_prefix = prefix.to_string();
+        c
+    }
+}
+
+impl ExporterConfig {
+    pub fn for_redis(url: &str, prefix: &str) -> Self {
+        use clap::Parser;
+        let Cli {
+            command: Command::Export(mut c),
+        } = Cli::parse_from(["drift-worker", "export"])
+        else {
+            unreachable!("parsed the export subcommand")
+        };
+        c.redis.redis_url = url.to_string();
+        c.redis.key_prefix = prefix.to_string();
+        c
+    }
+}

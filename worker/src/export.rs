@@ -1,0 +1,189 @@
+//! The metrics exporter: the global drift state, read from Redis on every scrape.
+//!
+//! Whatever the number of workers, each monitor and feature is one series, and counters
+//! come from Redis, so they are global and survive restarts of any process. When Redis
+//! cannot be read in time, only `drift_redis_up 0` is served (never a 500 or a hang).
+
+use drift_core::store::{JobsInfo, MonitorStatus, Store, StoreError};
+use drift_core::MonitorConfig;
+use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry};
+use std::time::Duration;
+
+struct Families {
+    registry: Registry,
+    p_value: GaugeVec,
+    statistic: GaugeVec,
+    drifted: GaugeVec,
+    last_evaluated: GaugeVec,
+    evaluations: IntCounterVec,
+    detections: IntCounterVec,
+    drifting: GaugeVec,
+    share: GaugeVec,
+    dataset: GaugeVec,
+    last_detected: GaugeVec,
+    rows: IntCounterVec,
+    window_rows: GaugeVec,
+    pending: GaugeVec,
+    dead: IntCounterVec,
+    stale: IntCounterVec,
+    rounds: IntCounterVec,
+    alpha: GaugeVec,
+    threshold: GaugeVec,
+    up: prometheus::Gauge,
+}
+
+fn gauge(
+    reg: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<GaugeVec, prometheus::Error> {
+    let g = GaugeVec::new(Opts::new(name, help), labels)?;
+    reg.register(Box::new(g.clone()))?;
+    Ok(g)
+}
+
+fn counter(
+    reg: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, prometheus::Error> {
+    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
+    reg.register(Box::new(c.clone()))?;
+    Ok(c)
+}
+
+impl Families {
+    fn new() -> Result<Self, prometheus::Error> {
+        let r = Registry::new();
+        let mf = &["monitor", "feature"];
+        let m = &["monitor"];
+        Ok(Families {
+            p_value: gauge(&r, "drift_feature_p_value", "Latest KS p-value of the feature's window against the reference", mf)?,
+            statistic: gauge(&r, "drift_feature_statistic", "Latest KS statistic D", mf)?,
+            drifted: gauge(&r, "drift_feature_drifted", "1 if the feature is flagged after the monitor's correction", mf)?,
+            last_evaluated: gauge(&r, "drift_feature_last_evaluated_timestamp_seconds", "When the feature was last evaluated", mf)?,
+            evaluations: counter(&r, "drift_evaluations_total", "Evaluations recorded", mf)?,
+            detections: counter(&r, "drift_detections_total", "Evaluations that flagged the feature", mf)?,
+            drifting: gauge(&r, "drift_features_drifting", "Features currently flagged", m)?,
+            share: gauge(&r, "drift_share", "Share of features currently flagged", m)?,
+            dataset: gauge(&r, "drift_dataset_drifted", "1 if the share of drifted features reaches the monitor's threshold", m)?,
+            last_detected: gauge(&r, "drift_last_detected_timestamp_seconds", "When drift was last detected on any feature", m)?,
+            rows: counter(&r, "drift_rows_ingested_total", "Rows ingested", m)?,
+            window_rows: gauge(&r, "drift_window_rows", "Rows in each feature's window", m)?,
+            pending: gauge(&r, "drift_jobs_pending", "Evaluation jobs not yet acknowledged (undelivered or in progress)", m)?,
+            dead: counter(&r, "drift_jobs_dead_letter_total", "Jobs moved to the dead-letter stream", m)?,
+            stale: counter(&r, "drift_jobs_stale_total", "Jobs skipped because a newer boundary superseded them", m)?,
+            rounds: counter(&r, "drift_evaluation_rounds_total", "Evaluation boundaries crossed (one job per feature each)", m)?,
+            alpha: gauge(&r, "drift_monitor_alpha", "Family-wise significance level of the monitor", m)?,
+            threshold: gauge(&r, "drift_feature_p_value_threshold", "Per-feature p-value threshold under Bonferroni (alpha / features); alpha otherwise", m)?,
+            up: {
+                let g = prometheus::Gauge::new("drift_redis_up", "1 if the exporter could read Redis")?;
+                r.register(Box::new(g.clone()))?;
+                g
+            },
+            registry: r,
+        })
+    }
+
+    fn render(&self) -> String {
+        let mut buf = Vec::new();
+        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf);
+        String::from_utf8(buf).unwrap_or_default()
+    }
+
+    fn add(&self, cfg: &MonitorConfig, st: &MonitorStatus, jobs: &JobsInfo) {
+        let m = cfg.name.as_str();
+        let s = &st.state;
+        self.drifting
+            .with_label_values(&[m])
+            .set(s.features_drifting as f64);
+        self.share.with_label_values(&[m]).set(s.drift_share);
+        self.dataset
+            .with_label_values(&[m])
+            .set(if s.dataset_drifted { 1.0 } else { 0.0 });
+        if let Some(t) = s.last_detected_at {
+            self.last_detected.with_label_values(&[m]).set(t);
+        }
+        self.rows.with_label_values(&[m]).inc_by(s.rows);
+        self.window_rows
+            .with_label_values(&[m])
+            .set(s.rows.min(cfg.params.window as u64) as f64);
+        self.pending
+            .with_label_values(&[m])
+            .set(jobs.pending as f64);
+        self.dead.with_label_values(&[m]).inc_by(s.dead_letters);
+        self.stale.with_label_values(&[m]).inc_by(s.stale);
+        self.rounds.with_label_values(&[m]).inc_by(s.rounds);
+        self.alpha.with_label_values(&[m]).set(cfg.params.alpha);
+        let k = cfg.features.len().max(1) as f64;
+        let threshold = match cfg.params.correction {
+            drift_core::Correction::Bonferroni => cfg.params.alpha / k,
+            _ => cfg.params.alpha,
+        };
+        self.threshold.with_label_values(&[m]).set(threshold);
+        for (f, r) in cfg.features.iter().zip(&st.results) {
+            let l = [m, f.as_str()];
+            match r {
+                Some(r) => {
+                    self.p_value.with_label_values(&l).set(r.p_value);
+                    self.statistic.with_label_values(&l).set(r.statistic);
+                    self.drifted
+                        .with_label_values(&l)
+                        .set(if r.drifted { 1.0 } else { 0.0 });
+                    self.last_evaluated
+                        .with_label_values(&l)
+                        .set(r.evaluated_at);
+                    self.evaluations.with_label_values(&l).inc_by(r.evaluations);
+                    self.detections.with_label_values(&l).inc_by(r.detections);
+                }
+                None => {
+                    // Counters exist from the start so that increase() sees the first step.
+                    self.evaluations.with_label_values(&l);
+                    self.detections.with_label_values(&l);
+                }
+            }
+        }
+    }
+}
+
+async fn collect(
+    store: &Store,
+) -> Result<Vec<(MonitorConfig, MonitorStatus, JobsInfo)>, StoreError> {
+    let mut out = Vec::new();
+    for name in store.monitors().await? {
+        let Some(cfg) = store.config(&name).await? else {
+            continue;
+        };
+        let status = store.status(&cfg).await?;
+        let jobs = store.jobs_info(&name).await?;
+        out.push((cfg, status, jobs));
+    }
+    Ok(out)
+}
+
+/// Renders the exposition text; `deadline` bounds the whole scrape.
+pub async fn render(store: &Store, deadline: Duration) -> String {
+    let fam = match Families::new() {
+        Ok(f) => f,
+        Err(e) => return format!("# exporter error: {e}\n"),
+    };
+    match tokio::time::timeout(deadline, collect(store)).await {
+        Ok(Ok(monitors)) => {
+            fam.up.set(1.0);
+            for (cfg, status, jobs) in &monitors {
+                fam.add(cfg, status, jobs);
+            }
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(error = %e, "scrape: redis read failed");
+            fam.up.set(0.0);
+        }
+        Err(_) => {
+            tracing::warn!("scrape: redis read timed out");
+            fam.up.set(0.0);
+        }
+    }
+    fam.render()
+}

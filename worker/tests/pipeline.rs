@@ -1,0 +1,406 @@
+//! The Redis pipeline end to end: API replicas, workers and exporter on a real Redis.
+
+mod common;
+
+use common::*;
+use drift_testkit::RedisServer;
+use serde_json::Value;
+use std::collections::HashSet;
+use std::time::Duration;
+
+const P: &str = "t";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn no_drift_then_mean_radius_shift_is_detected_alone() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let apis = [api(&url, P, |_| {}).await, api(&url, P, |_| {}).await];
+    let _workers = [
+        worker(&url, P, |_| {}).await,
+        worker(&url, P, |_| {}).await,
+        worker(&url, P, |_| {}).await,
+    ];
+    let client = reqwest::Client::new();
+    let mut rng = rng(7);
+
+    // 1. 3000 rows resampled from the reference, alternating between the two APIs.
+    for i in 0..60 {
+        let (status, body) =
+            post_rows(&client, &apis[i % 2].url(), &rows(&mut rng, 50, None)).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    let view = wait_evaluated(&client, &apis[0].url(), 3000, Duration::from_secs(30)).await;
+    assert_eq!(view["rows"], 3000);
+    assert_eq!(drifted(&view), Vec::<String>::new(), "false alarm: {view}");
+    assert_eq!(view["features_drifting"], 0);
+    for (f, r) in view["results"].as_object().unwrap() {
+        assert_eq!(r["window_rows"], 500, "{f} evaluated on a partial window");
+        assert!(r["p_value"].as_f64().unwrap() > 0.05 / 30.0, "{f}: {r}");
+    }
+
+    // 2. 1000 rows with mean_radius shifted by one standard deviation.
+    for i in 0..20 {
+        let body = rows(&mut rng, 50, Some(("mean_radius", 1.0)));
+        let (status, _) = post_rows(&client, &apis[i % 2].url(), &body).await;
+        assert_eq!(status, 202);
+    }
+    let view = wait_evaluated(&client, &apis[1].url(), 4000, Duration::from_secs(30)).await;
+    assert_eq!(drifted(&view), vec!["mean_radius".to_string()], "{view}");
+    assert_eq!(view["features_drifting"], 1);
+    assert!(view["last_detected_at"].as_f64().is_some());
+    assert!(view["results"]["mean_radius"]["p_value"].as_f64().unwrap() < 1e-6);
+    assert!(view["counters"]["detections"].as_u64().unwrap() >= 1);
+}
+
+/// Reads the evaluation history: (feature index, seq) of every evaluation recorded.
+fn history(redis: &RedisServer) -> Vec<(String, String)> {
+    let key = format!("{P}:{{{MONITOR}}}:history");
+    let raw = redis.cmd(&["XRANGE", &key, "-", "+"]);
+    // Flattened entries: id, f, <index>, s, <seq>, ...
+    let lines: Vec<&str> = raw.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 1 < lines.len() {
+        if lines[i] == "f" && lines.get(i + 2) == Some(&"s") {
+            out.push((lines[i + 1].to_string(), lines[i + 3].to_string()));
+            i += 4;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_ingest_evaluates_each_boundary_once_and_loses_none() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let small = |c: &mut drift_api::ApiConfig| {
+        c.window = 50;
+        c.stride = 10;
+    };
+    let apis = [api(&url, P, small).await, api(&url, P, small).await];
+    let workers = [
+        worker(&url, P, |_| {}).await,
+        worker(&url, P, |_| {}).await,
+        worker(&url, P, |_| {}).await,
+    ];
+    let client = reqwest::Client::new();
+    let mut tasks = Vec::new();
+    for t in 0..8u64 {
+        let client = client.clone();
+        let target = apis[(t % 2) as usize].url();
+        tasks.push(tokio::spawn(async move {
+            let mut rng = rng(100 + t);
+            let mut sent = 0u64;
+            for i in 0..25 {
+                let n = 1 + (i * 7 + t as usize * 3) % 23;
+                let (status, body) = post_rows(&client, &target, &rows(&mut rng, n, None)).await;
+                assert_eq!(status, 202, "{body}");
+                sent += n as u64;
+            }
+            sent
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    let view = wait_evaluated(&client, &apis[0].url(), total, Duration::from_secs(60)).await;
+    // Let the last stale skips be recorded.
+    let counters = drift_testkit::eventually(Duration::from_secs(20), || {
+        let client = client.clone();
+        let api = apis[1].url();
+        async move {
+            let v = monitor(&client, &api).await;
+            let c = v["counters"].clone();
+            let rounds = c["rounds"].as_u64()?;
+            let done = c["evaluations"].as_u64()? + c["stale"].as_u64()?;
+            (done == rounds * 30).then_some(c)
+        }
+    })
+    .await;
+    let counters = counters.unwrap_or_else(|| {
+        panic!(
+            "evaluated + stale never matched rounds * features: {}",
+            view["counters"]
+        )
+    });
+    assert_eq!(pending(&redis, P), 0);
+    assert_eq!(counters["dead_letters"], 0);
+    // No boundary evaluated twice for a feature.
+    let h = history(&redis);
+    assert_eq!(h.len() as u64, counters["evaluations"].as_u64().unwrap());
+    let unique: HashSet<_> = h.iter().cloned().collect();
+    assert_eq!(unique.len(), h.len(), "a boundary was evaluated twice");
+    // The final boundary was evaluated for every feature.
+    let finals = h.iter().filter(|(_, s)| *s == total.to_string()).count();
+    assert_eq!(finals, 30);
+    let processed: f64 = {
+        let mut sum = 0.0;
+        for w in &workers {
+            let text = reqwest::get(format!("{}/metrics", w.url()))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            for line in text.lines() {
+                if line.starts_with("drift_worker_jobs_total{outcome=\"evaluated\"}") {
+                    sum += line.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
+                }
+            }
+        }
+        sum
+    };
+    assert_eq!(processed as u64, counters["evaluations"].as_u64().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn jobs_of_a_consumer_that_died_are_taken_over() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let a = api(&url, P, |_| {}).await;
+    let client = reqwest::Client::new();
+    let mut rng = rng(3);
+    let (status, _) = post_rows(&client, &a.url(), &rows(&mut rng, 500, None)).await;
+    assert_eq!(status, 202);
+    // A consumer reads every job and dies without acknowledging.
+    let jobs = format!("{P}:{{{MONITOR}}}:jobs");
+    let got = redis.cmd(&[
+        "XREADGROUP",
+        "GROUP",
+        "workers",
+        "ghost",
+        "COUNT",
+        "100",
+        "STREAMS",
+        &jobs,
+        ">",
+    ]);
+    assert_ne!(got, "(nil)");
+    assert_eq!(pending(&redis, P), 30);
+    let _w = worker(&url, P, |c| c.claim_idle_ms = 300).await;
+    let view = wait_evaluated(&client, &a.url(), 500, Duration::from_secs(20)).await;
+    assert_eq!(view["counters"]["evaluations"], 30);
+    assert!(
+        drift_testkit::eventually(Duration::from_secs(5), || async {
+            (pending(&redis, P) == 0).then_some(())
+        })
+        .await
+        .is_some(),
+        "jobs left pending"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_killed_under_load_leaves_nothing_pending() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let small = |c: &mut drift_api::ApiConfig| {
+        c.window = 50;
+        c.stride = 10;
+    };
+    let a = api(&url, P, small).await;
+    let victim_port = drift_testkit::free_port();
+    let mut victim = std::process::Command::new(env!("CARGO_BIN_EXE_drift-worker"))
+        .args(["run", "--listen", &format!("127.0.0.1:{victim_port}")])
+        .args(["--redis-url", &url, "--key-prefix", P, "--block-ms", "100"])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    let _survivor = worker(&url, P, |c| c.claim_idle_ms = 300).await;
+    let client = reqwest::Client::new();
+    let mut rng = rng(11);
+    let mut total = 0u64;
+    for i in 0..80 {
+        let n = 5 + i % 9;
+        let (status, _) = post_rows(&client, &a.url(), &rows(&mut rng, n, None)).await;
+        assert_eq!(status, 202);
+        total += n as u64;
+        if i == 40 {
+            victim.kill().unwrap(); // SIGKILL
+            victim.wait().unwrap();
+        }
+    }
+    wait_evaluated(&client, &a.url(), total, Duration::from_secs(30)).await;
+    let settled = drift_testkit::eventually(Duration::from_secs(20), || {
+        let client = client.clone();
+        let api = a.url();
+        let redis = &redis;
+        async move {
+            let c = monitor(&client, &api).await["counters"].clone();
+            let done = c["evaluations"].as_u64()? + c["stale"].as_u64()?;
+            (pending(redis, P) == 0 && done == c["rounds"].as_u64()? * 30).then_some(())
+        }
+    })
+    .await;
+    assert!(
+        settled.is_some(),
+        "jobs left pending after a worker was killed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_restart_gives_503_then_recovers_without_restarting_anything() {
+    let mut redis = RedisServer::start();
+    let url = redis.url();
+    let a = api(&url, P, |_| {}).await;
+    let _w = worker(&url, P, |_| {}).await;
+    let e = exporter(&url, P).await;
+    let client = reqwest::Client::new();
+    let mut rng = rng(5);
+    let (status, _) = post_rows(&client, &a.url(), &rows(&mut rng, 500, None)).await;
+    assert_eq!(status, 202);
+    wait_evaluated(&client, &a.url(), 500, Duration::from_secs(20)).await;
+
+    redis.kill();
+    let start = std::time::Instant::now();
+    let r = client
+        .post(format!("{}/v1/monitors/{MONITOR}/rows", a.url()))
+        .json(&rows(&mut rng, 10, None))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        start.elapsed() < Duration::from_secs(2),
+        "503 took {:?}",
+        start.elapsed()
+    );
+    assert_eq!(r.status(), 503);
+    assert_eq!(r.headers()["retry-after"], "1");
+    let body: Value = r.json().await.unwrap();
+    assert_eq!(body["error"]["code"], "redis_unavailable");
+    let ready = client
+        .get(format!("{}/readyz", a.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(ready.status(), 503);
+    let health = client
+        .get(format!("{}/healthz", a.url()))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(health.status(), 200);
+    let text = reqwest::get(format!("{}/metrics", e.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("drift_redis_up 0"), "{text}");
+    assert!(!text.contains("drift_feature_p_value"), "{text}");
+
+    // Redis comes back empty: the API registers the monitor again by itself, scripts are
+    // reloaded, the worker recreates its group, the exporter reads again.
+    redis.restart();
+    let mut accepted = 0;
+    for _ in 0..6 {
+        let (status, body) = post_rows(&client, &a.url(), &rows(&mut rng, 100, None)).await;
+        if status == 202 {
+            accepted += 100;
+        } else {
+            assert_eq!(status, 503, "{body}");
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+    }
+    while accepted < 600 {
+        let (status, body) = post_rows(&client, &a.url(), &rows(&mut rng, 100, None)).await;
+        assert_eq!(status, 202, "{body}");
+        accepted += 100;
+    }
+    wait_evaluated(&client, &a.url(), accepted, Duration::from_secs(30)).await;
+    let text = reqwest::get(format!("{}/metrics", e.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("drift_redis_up 1"), "{text}");
+    assert!(
+        text.contains("drift_feature_p_value{feature=\"mean_radius\",monitor=\"breast_cancer\"}"),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn exporter_publishes_one_series_per_feature_with_global_counters() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let a = api(&url, P, |_| {}).await;
+    let _w1 = worker(&url, P, |_| {}).await;
+    let _w2 = worker(&url, P, |_| {}).await;
+    let client = reqwest::Client::new();
+    let mut rng = rng(9);
+    for _ in 0..6 {
+        post_rows(
+            &client,
+            &a.url(),
+            &rows(&mut rng, 100, Some(("worst_area", 2.0))),
+        )
+        .await;
+    }
+    wait_evaluated(&client, &a.url(), 600, Duration::from_secs(20)).await;
+    let e1 = exporter(&url, P).await;
+    let e2 = exporter(&url, P).await;
+    let t1 = reqwest::get(format!("{}/metrics", e1.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let t2 = reqwest::get(format!("{}/metrics", e2.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let series = |t: &str, name: &str| {
+        t.lines()
+            .filter(|l| l.starts_with(&format!("{name}{{")))
+            .count()
+    };
+    for name in [
+        "drift_feature_p_value",
+        "drift_feature_statistic",
+        "drift_feature_drifted",
+        "drift_feature_last_evaluated_timestamp_seconds",
+        "drift_evaluations_total",
+        "drift_detections_total",
+    ] {
+        assert_eq!(series(&t1, name), 30, "{name}");
+    }
+    for name in [
+        "drift_features_drifting",
+        "drift_share",
+        "drift_dataset_drifted",
+        "drift_last_detected_timestamp_seconds",
+        "drift_rows_ingested_total",
+        "drift_window_rows",
+        "drift_jobs_pending",
+        "drift_jobs_dead_letter_total",
+    ] {
+        assert_eq!(series(&t1, name), 1, "{name}");
+    }
+    let line = |t: &str, prefix: &str| {
+        t.lines()
+            .find(|l| l.starts_with(prefix))
+            .map(|l| l.to_string())
+            .unwrap_or_else(|| panic!("no {prefix} in {t}"))
+    };
+    assert_eq!(
+        line(&t1, "drift_rows_ingested_total{"),
+        "drift_rows_ingested_total{monitor=\"breast_cancer\"} 600"
+    );
+    assert_eq!(
+        line(&t1, "drift_feature_drifted{feature=\"worst_area\""),
+        "drift_feature_drifted{feature=\"worst_area\",monitor=\"breast_cancer\"} 1"
+    );
+    assert!(t1.contains("drift_redis_up 1"));
+    // Two exporters agree: the state is global, not per process.
+    assert_eq!(
+        line(&t1, "drift_evaluations_total{feature=\"mean_radius\""),
+        line(&t2, "drift_evaluations_total{feature=\"mean_radius\"")
+    );
+}
