@@ -2,13 +2,16 @@
 
 use crate::config::ApiConfig;
 use crate::metrics::{self, HttpMetrics};
-use crate::routes::{datadrift, health, ingest, monitors};
+use crate::routes::{datadrift, health, ingest, monitors, predict};
+use crate::rowlog::{self, RowLogConfig};
 use crate::state::AppState;
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
 use axum::Router;
+use drift_core::dataset::DEFAULT_MONITOR;
 use drift_core::keys::Keys;
+use drift_core::model::LogisticModel;
 use drift_core::store::{RedisOptions, Store};
 use drift_core::MonitorSpec;
 use std::future::Future;
@@ -22,7 +25,10 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
         .route("/v1/monitors", get(monitors::list))
         .route("/v1/monitors/{monitor}", get(monitors::get_one))
         .route("/v1/monitors/{monitor}/rows", post(ingest::ingest_rows))
+        .route("/v1/monitors/{monitor}/history", get(monitors::history))
         .route("/datadrift", post(datadrift::datadrift))
+        .route("/v1/predict", post(predict::predict))
+        .route("/get-prediction", post(predict::predict))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -49,12 +55,21 @@ pub fn build_state(cfg: &ApiConfig) -> anyhow::Result<Arc<AppState>> {
     if let Some(path) = &cfg.monitors_config {
         own.extend(crate::monitors_file::load(path, &cfg.params())?);
     }
+    // The demo model is fit on the embedded data set's label, for the default monitor.
+    let model = match own.iter().find(|s| s.config.name == DEFAULT_MONITOR) {
+        Some(spec) => {
+            let model = LogisticModel::breast_cancer().context("fitting the demo model")?;
+            Some((Arc::new(model), Arc::new(spec.config.clone())))
+        }
+        None => None,
+    };
     let metrics = Arc::new(HttpMetrics::new()?);
     Ok(Arc::new(AppState::new(
         store,
         metrics,
         cfg.max_batch_rows,
         own,
+        model,
     )))
 }
 
@@ -84,14 +99,41 @@ pub async fn run(
             }
         })
     };
-    let app = router(state, cfg.max_body_bytes);
+    let writer = state.model.as_ref().map(|(_, monitor)| {
+        let (logger, task) = rowlog::start(
+            state.clone(),
+            monitor.name.clone(),
+            RowLogConfig {
+                capacity: cfg.predict_log_capacity,
+                max_batch: 500,
+                max_delay: Duration::from_millis(5),
+            },
+        );
+        if let Ok(mut slot) = state.row_logger.write() {
+            *slot = Some(logger);
+        }
+        task
+    });
+    let app = router(state.clone(), cfg.max_body_bytes);
     tracing::info!(addr = %listener.local_addr()?, "drift-api listening");
-    axum::serve(listener, app)
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
-        .context("serving HTTP")?;
+        .context("serving HTTP");
+    // In-flight requests are done: flush the prediction rows still buffered.
+    if let Ok(mut slot) = state.row_logger.write() {
+        slot.take();
+    }
+    if let Some(task) = writer {
+        if tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("prediction rows not flushed within 5 s");
+        }
+    }
     registering.abort();
-    Ok(())
+    served
 }
 
 /// Resolves on SIGTERM or Ctrl-C.

@@ -15,6 +15,15 @@ struct RawBatch {
     columns: Option<Vec<String>>,
     data: Option<Vec<Vec<f64>>>,
     rows: Option<Vec<HashMap<String, f64>>>,
+    /// The prototype's pandas "split" frame: `{"features": {"columns": [...], "data": [...]}}`.
+    features: Option<Frame>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Frame {
+    columns: Vec<String>,
+    data: Vec<Vec<f64>>,
 }
 
 /// A batch in the columns form, before it is matched against a monitor.
@@ -48,11 +57,19 @@ pub fn parse_rows_body(body: &[u8]) -> Result<ColumnsBatch, ApiError> {
             columns: Some(columns),
             data: Some(data),
             rows: None,
+            features: None,
+        } => Ok(ColumnsBatch { columns, data }),
+        RawBatch {
+            columns: None,
+            data: None,
+            rows: None,
+            features: Some(Frame { columns, data }),
         } => Ok(ColumnsBatch { columns, data }),
         RawBatch {
             columns: None,
             data: None,
             rows: Some(rows),
+            features: None,
         } => {
             // Column order is taken from the first row; every row must have the same keys.
             let mut columns: Vec<String> = rows

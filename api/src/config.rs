@@ -57,6 +57,9 @@ pub struct ApiConfig {
     /// Batches kept on each monitor's events stream.
     #[arg(long, env = "DRIFT_EVENTS_MAXLEN", default_value_t = 1000)]
     pub events_maxlen: u64,
+    /// Predicted rows buffered for monitoring before new ones are dropped (and counted).
+    #[arg(long, env = "DRIFT_PREDICT_LOG_CAPACITY", default_value_t = 10_000)]
+    pub predict_log_capacity: usize,
     #[arg(long, env = "DRIFT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }

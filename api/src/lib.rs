@@ -7,6 +7,7 @@ pub mod error;
 pub mod metrics;
 pub mod monitors_file;
 pub mod routes;
+pub mod rowlog;
 pub mod state;
 
 pub use app::{router, run, shutdown_signal};

@@ -2,6 +2,8 @@
 
 use crate::error::ApiError;
 use crate::metrics::HttpMetrics;
+use crate::rowlog::RowLogger;
+use drift_core::model::LogisticModel;
 use drift_core::store::{Ingested, Store, StoreError};
 use drift_core::{MonitorConfig, MonitorSpec};
 use std::collections::HashMap;
@@ -9,6 +11,10 @@ use std::sync::{Arc, RwLock};
 
 pub struct AppState {
     pub store: Store,
+    /// The demo model behind `/v1/predict`, and the default monitor it feeds.
+    pub model: Option<(Arc<LogisticModel>, Arc<MonitorConfig>)>,
+    /// Set while the server runs; taken at shutdown so the writer can flush and stop.
+    pub row_logger: RwLock<Option<RowLogger>>,
     pub metrics: Arc<HttpMetrics>,
     pub max_batch_rows: usize,
     /// Monitors this replica registers itself; re-registered if Redis comes back empty.
@@ -23,9 +29,12 @@ impl AppState {
         metrics: Arc<HttpMetrics>,
         max_batch_rows: usize,
         own: Vec<MonitorSpec>,
+        model: Option<(Arc<LogisticModel>, Arc<MonitorConfig>)>,
     ) -> Self {
         AppState {
             store,
+            model,
+            row_logger: RwLock::new(None),
             metrics,
             max_batch_rows,
             own: own

@@ -5,6 +5,7 @@ pub mod correction;
 pub mod dataset;
 pub mod keys;
 pub mod ks;
+pub mod model;
 pub mod monitor;
 pub mod store;
 pub mod telemetry;
@@ -20,4 +21,6 @@ pub enum Error {
     Dataset(#[from] DatasetError),
     #[error(transparent)]
     Config(#[from] ConfigError),
+    #[error(transparent)]
+    Model(#[from] model::ModelError),
 }

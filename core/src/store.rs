@@ -228,6 +228,21 @@ pub struct Evaluation {
     pub method: &'static str,
 }
 
+/// One recorded evaluation, from the history stream.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct HistoryEntry {
+    /// Stream entry id; pass it back as `after` to page forward.
+    pub id: String,
+    pub feature: String,
+    pub seq: u64,
+    pub p_value: f64,
+    pub statistic: f64,
+    pub drifted: bool,
+    /// Features flagged right after this evaluation.
+    pub features_drifting: u64,
+    pub evaluated_at: f64,
+}
+
 /// Pipeline health of one monitor's job stream.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct JobsInfo {
@@ -474,6 +489,53 @@ impl Store {
             })
             .collect();
         Ok(MonitorStatus { state, results })
+    }
+
+    /// Evaluations recorded after stream id `after` (exclusive), oldest first, at most `limit`.
+    pub async fn history(
+        &self,
+        cfg: &MonitorConfig,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        let key = self.keys.history(&cfg.name);
+        let start = match after {
+            Some(id) => format!("({id}"),
+            None => "-".to_string(),
+        };
+        let raw: Vec<(String, HashMap<String, String>)> = self
+            .run(|mut c| async move {
+                Ok(redis::cmd("XRANGE")
+                    .arg(key)
+                    .arg(start)
+                    .arg("+")
+                    .arg("COUNT")
+                    .arg(limit)
+                    .query_async(&mut c)
+                    .await?)
+            })
+            .await?;
+        Ok(raw
+            .into_iter()
+            .filter(|(_, h)| h.get("v") == Some(&cfg.version))
+            .filter_map(|(id, h)| {
+                let num = |k: &str| h.get(k).and_then(|v| v.parse::<f64>().ok());
+                let feature = cfg
+                    .features
+                    .get(h.get("f")?.parse::<usize>().ok()?)?
+                    .clone();
+                Some(HistoryEntry {
+                    id,
+                    feature,
+                    seq: h.get("s")?.parse().ok()?,
+                    p_value: num("p")?,
+                    statistic: num("d")?,
+                    drifted: h.get("drifted").is_some_and(|v| v == "1"),
+                    features_drifting: h.get("drifting").and_then(|v| v.parse().ok()).unwrap_or(0),
+                    evaluated_at: num("t").unwrap_or(0.0),
+                })
+            })
+            .collect())
     }
 
     /// Jobs waiting (undelivered or unacknowledged) and dead letters kept.

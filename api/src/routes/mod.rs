@@ -3,6 +3,7 @@ pub mod datadrift;
 pub mod health;
 pub mod ingest;
 pub mod monitors;
+pub mod predict;
 
 use crate::error::ApiError;
 use axum::body::Bytes;

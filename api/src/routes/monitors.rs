@@ -3,7 +3,7 @@
 use crate::error::ApiError;
 use crate::state::AppState;
 use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::Json;
 use drift_core::store::MonitorStatus;
 use drift_core::MonitorConfig;
@@ -73,4 +73,52 @@ pub async fn get_one(
     };
     let status = st.store.status(&cfg).await?;
     Ok(Json(monitor_view(&cfg, &status)))
+}
+
+#[derive(serde::Deserialize)]
+pub struct HistoryQuery {
+    /// Only entries after this id (exclusive), to page forward.
+    after: Option<String>,
+    limit: Option<usize>,
+}
+
+/// `GET /v1/monitors/{monitor}/history`: every evaluation recorded (oldest first, capped
+/// in Redis), for drift trends and for measuring detection delay.
+pub async fn history(
+    State(st): State<Arc<AppState>>,
+    monitor: Result<Path<String>, PathRejection>,
+    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let monitor = super::path(monitor)?;
+    let Query(q) = query.map_err(|e| {
+        ApiError::new(
+            axum::http::StatusCode::BAD_REQUEST,
+            "bad_query",
+            e.body_text(),
+        )
+    })?;
+    if let Some(after) = &q.after {
+        let valid = after.split_once('-').is_some_and(|(a, b)| {
+            !a.is_empty()
+                && !b.is_empty()
+                && a.bytes().all(|c| c.is_ascii_digit())
+                && b.bytes().all(|c| c.is_ascii_digit())
+        });
+        if !valid {
+            return Err(ApiError::new(
+                axum::http::StatusCode::BAD_REQUEST,
+                "bad_query",
+                "`after` must be an entry id like 1700000000000-0",
+            ));
+        }
+    }
+    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
+    let cfg = match st.store.config(&monitor).await? {
+        Some(cfg) => Arc::new(cfg),
+        None => st.monitor(&monitor).await?,
+    };
+    let entries = st.store.history(&cfg, q.after.as_deref(), limit).await?;
+    Ok(Json(
+        json!({ "monitor": cfg.name, "version": cfg.version, "entries": entries }),
+    ))
 }

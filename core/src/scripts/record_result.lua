@@ -83,7 +83,7 @@ local flagged = '0'
 if flags[fi] then flagged = '1' end
 -- The evaluation history: what was decided for this feature at this boundary.
 redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[14], '*', 'f', ARGV[4], 's', ARGV[5],
-  'p', ARGV[8], 'd', ARGV[9], 'drifted', flagged, 'drifting', drifting, 'v', ARGV[6])
+  'p', ARGV[8], 'd', ARGV[9], 'drifted', flagged, 'drifting', drifting, 'v', ARGV[6], 't', ARGV[7])
 if flags[fi] then
   redis.call('HINCRBY', rk, 'detections', 1)
   redis.call('HINCRBY', KEYS[2], 'detections', 1)
