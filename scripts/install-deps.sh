@@ -5,6 +5,16 @@ need=()
 command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+# Python modules used by the config checks and load tests.
+pymods=()
+python3 -c 'import yaml' >/dev/null 2>&1 || pymods+=(pyyaml)
+if [ ${#pymods[@]} -gt 0 ]; then
+  echo "installing Python packages: ${pymods[*]}" >&2
+  python3 -m pip install -q "${pymods[@]}" || {
+    echo "could not install ${pymods[*]}: run python3 -m pip install ${pymods[*]}" >&2
+    exit 1
+  }
+fi
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
