@@ -1,10 +1,11 @@
 //! The router and the server entry point.
 
+use crate::auth::Tokens;
 use crate::config::ApiConfig;
 use crate::metrics::{self, HttpMetrics};
-use crate::routes::{datadrift, health, ingest, monitors, predict};
+use crate::routes::{admin, datadrift, health, ingest, monitors, predict};
 use crate::rowlog::{self, RowLogConfig};
-use crate::state::AppState;
+use crate::state::{AppState, Limits};
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::routing::{get, post};
@@ -19,11 +20,18 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-pub fn router(state: Arc<AppState>, max_body_bytes: usize) -> Router {
+pub fn router(state: Arc<AppState>, max_body_bytes: usize, max_reference_bytes: usize) -> Router {
     let metrics = state.metrics.clone();
     Router::new()
         .route("/v1/monitors", get(monitors::list))
-        .route("/v1/monitors/{monitor}", get(monitors::get_one))
+        .route(
+            "/v1/monitors/{monitor}",
+            get(monitors::get_one)
+                .put(admin::put_monitor)
+                .layer(DefaultBodyLimit::max(max_reference_bytes))
+                .delete(admin::delete_monitor),
+        )
+        .route("/v1/monitors/{monitor}/reset", post(admin::reset_monitor))
         .route("/v1/monitors/{monitor}/rows", post(ingest::ingest_rows))
         .route("/v1/monitors/{monitor}/history", get(monitors::history))
         .route("/datadrift", post(datadrift::datadrift))
@@ -70,6 +78,14 @@ pub fn build_state(cfg: &ApiConfig) -> anyhow::Result<Arc<AppState>> {
         cfg.max_batch_rows,
         own,
         model,
+        Tokens::new(
+            cfg.admin_token.as_ref().map(|s| s.0.clone()),
+            cfg.ingest_tokens.iter().map(|s| s.0.clone()).collect(),
+        ),
+        Limits {
+            max_monitors: cfg.max_monitors,
+            max_features: cfg.max_features,
+        },
     )))
 }
 
@@ -114,7 +130,7 @@ pub async fn run(
         }
         task
     });
-    let app = router(state.clone(), cfg.max_body_bytes);
+    let app = router(state.clone(), cfg.max_body_bytes, cfg.max_reference_bytes);
     tracing::info!(addr = %listener.local_addr()?, "drift-api listening");
     let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)

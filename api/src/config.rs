@@ -57,11 +57,48 @@ pub struct ApiConfig {
     /// Batches kept on each monitor's events stream.
     #[arg(long, env = "DRIFT_EVENTS_MAXLEN", default_value_t = 1000)]
     pub events_maxlen: u64,
+    /// Token for admin routes (PUT/DELETE a monitor, reset). Without it they are disabled.
+    #[arg(long, env = "DRIFT_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<Secret>,
+    /// Comma-separated tokens required for ingest and predictions (none: open ingest).
+    #[arg(
+        long,
+        env = "DRIFT_INGEST_TOKENS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    pub ingest_tokens: Vec<Secret>,
+    /// Most monitors that can be registered.
+    #[arg(long, env = "DRIFT_MAX_MONITORS", default_value_t = 100)]
+    pub max_monitors: usize,
+    /// Most features (columns) a monitor may have.
+    #[arg(long, env = "DRIFT_MAX_FEATURES", default_value_t = 1000)]
+    pub max_features: usize,
+    /// Largest reference CSV accepted by `PUT /v1/monitors/{monitor}`, in bytes.
+    #[arg(long, env = "DRIFT_MAX_REFERENCE_BYTES", default_value_t = 64 * 1024 * 1024)]
+    pub max_reference_bytes: usize,
     /// Predicted rows buffered for monitoring before new ones are dropped (and counted).
     #[arg(long, env = "DRIFT_PREDICT_LOG_CAPACITY", default_value_t = 10_000)]
     pub predict_log_capacity: usize,
     #[arg(long, env = "DRIFT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+}
+
+/// A value that must never reach a log: its `Debug` is redacted.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(pub String);
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret(s.to_string()))
+    }
 }
 
 impl ApiConfig {

@@ -1,6 +1,7 @@
 //! `drift-api`: the stateless HTTP front of the drift monitor. Any number of replicas run
 //! behind the gateway; all state lives in Redis.
 pub mod app;
+pub mod auth;
 pub mod batch;
 pub mod config;
 pub mod error;

@@ -1,5 +1,6 @@
 //! Shared state of one API replica: the store, a cache of monitor configs, limits.
 
+use crate::auth::Tokens;
 use crate::error::ApiError;
 use crate::metrics::HttpMetrics;
 use crate::rowlog::RowLogger;
@@ -9,6 +10,13 @@ use drift_core::{MonitorConfig, MonitorSpec};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
+/// Limits on what admins may register.
+#[derive(Clone, Copy, Debug)]
+pub struct Limits {
+    pub max_monitors: usize,
+    pub max_features: usize,
+}
+
 pub struct AppState {
     pub store: Store,
     /// The demo model behind `/v1/predict`, and the default monitor it feeds.
@@ -17,6 +25,8 @@ pub struct AppState {
     pub row_logger: RwLock<Option<RowLogger>>,
     pub metrics: Arc<HttpMetrics>,
     pub max_batch_rows: usize,
+    pub tokens: Tokens,
+    pub limits: Limits,
     /// Monitors this replica registers itself; re-registered if Redis comes back empty.
     own: HashMap<String, MonitorSpec>,
     /// Configs read from Redis (or registered here), refreshed when Redis says they changed.
@@ -30,8 +40,12 @@ impl AppState {
         max_batch_rows: usize,
         own: Vec<MonitorSpec>,
         model: Option<(Arc<LogisticModel>, Arc<MonitorConfig>)>,
+        tokens: Tokens,
+        limits: Limits,
     ) -> Self {
         AppState {
+            tokens,
+            limits,
             store,
             model,
             row_logger: RwLock::new(None),
@@ -61,7 +75,7 @@ impl AppState {
         }
     }
 
-    fn forget(&self, name: &str) {
+    pub fn forget(&self, name: &str) {
         if let Ok(mut c) = self.cache.write() {
             c.remove(name);
         }

@@ -748,6 +748,52 @@ impl Store {
         Ok(moved == 1)
     }
 
+    /// Clears a monitor's data (windows, counters, results, history, jobs) but keeps its
+    /// config and reference; `delete` also removes those and unregisters it. Atomic.
+    pub async fn clear(&self, cfg: &MonitorConfig, delete: bool) -> Result<(), StoreError> {
+        let m = &cfg.name;
+        let k = &self.keys;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        let mut keys = vec![
+            k.seq(m),
+            k.events(m),
+            k.jobs(m),
+            k.stats(m),
+            k.state(m),
+            k.history(m),
+        ];
+        for f in &cfg.features {
+            keys.push(k.window(m, f));
+            keys.push(k.result(m, f));
+        }
+        if delete {
+            keys.push(k.config(m));
+            keys.push(k.dead(m));
+            for f in &cfg.features {
+                keys.push(k.reference(m, f));
+            }
+        }
+        pipe.cmd("DEL").arg(&keys).ignore();
+        if delete {
+            pipe.cmd("SREM").arg(k.monitors()).arg(m).ignore();
+        } else {
+            // Jobs enqueued from now on must find the group.
+            pipe.cmd("XGROUP")
+                .arg("CREATE")
+                .arg(k.jobs(m))
+                .arg(GROUP)
+                .arg("0")
+                .arg("MKSTREAM")
+                .ignore();
+        }
+        self.run(|mut c| async move {
+            let _: () = pipe.query_async(&mut c).await?;
+            Ok(())
+        })
+        .await
+    }
+
     /// Runs an arbitrary command on a pooled connection under the deadline (for workers'
     /// stream bookkeeping that has no script of its own).
     pub async fn query<T: redis::FromRedisValue + Send + 'static>(

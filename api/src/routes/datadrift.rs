@@ -11,6 +11,7 @@ use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::Json;
 use drift_core::dataset::DEFAULT_MONITOR;
 use serde::Deserialize;
@@ -35,8 +36,10 @@ pub fn snake(name: &str) -> String {
 
 pub async fn datadrift(
     State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    st.tokens.check_ingest(&headers)?;
     let body = super::body(body)?;
     let parsed: Body = serde_json::from_slice(&body).map_err(json_error)?;
     let client_names = parsed.features.columns.clone();

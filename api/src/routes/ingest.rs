@@ -6,6 +6,7 @@ use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, State};
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
@@ -13,9 +14,11 @@ use std::sync::Arc;
 
 pub async fn ingest_rows(
     State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
     monitor: Result<Path<String>, PathRejection>,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
+    st.tokens.check_ingest(&headers)?;
     let monitor = super::path(monitor)?;
     let body = super::body(body)?;
     // Parse first: a malformed body is a 400 even for a monitor we would have to look up.

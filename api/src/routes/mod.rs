@@ -1,4 +1,5 @@
 //! HTTP handlers, one module per resource.
+pub mod admin;
 pub mod datadrift;
 pub mod health;
 pub mod ingest;

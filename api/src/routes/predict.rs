@@ -7,6 +7,7 @@ use crate::state::AppState;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
+use axum::http::HeaderMap;
 use axum::http::StatusCode;
 use axum::Json;
 use serde_json::{json, Value};
@@ -19,8 +20,10 @@ pub const MAX_PREDICT_ROWS: usize = 1000;
 /// The rows are queued for monitoring after the answer is computed and never delay it.
 pub async fn predict(
     State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
     body: Result<Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    st.tokens.check_ingest(&headers)?;
     let Some((model, cfg)) = st.model.clone() else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,
