@@ -56,6 +56,7 @@ pub fn build_state(cfg: &ApiConfig) -> anyhow::Result<Arc<AppState>> {
     opts.op_timeout = Duration::from_millis(cfg.redis_timeout_ms);
     let mut store = Store::new(&opts, Keys::new(&cfg.key_prefix))?;
     store.events_maxlen = cfg.events_maxlen;
+    store.jobs_maxlen = cfg.jobs_maxlen;
     let mut own = Vec::new();
     if !cfg.no_default_monitor {
         own.push(MonitorSpec::default_monitor(cfg.params()).context("default monitor")?);

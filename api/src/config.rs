@@ -80,6 +80,10 @@ pub struct ApiConfig {
     /// Predicted rows buffered for monitoring before new ones are dropped (and counted).
     #[arg(long, env = "DRIFT_PREDICT_LOG_CAPACITY", default_value_t = 10_000)]
     pub predict_log_capacity: usize,
+    /// Entries kept on each monitor's jobs stream; older ones are trimmed (their boundaries
+    /// are superseded by newer jobs by then).
+    #[arg(long, env = "DRIFT_JOBS_MAXLEN", default_value_t = 100_000)]
+    pub jobs_maxlen: u64,
     #[arg(long, env = "DRIFT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
 }

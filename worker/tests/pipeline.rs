@@ -106,6 +106,8 @@ async fn concurrent_ingest_evaluates_each_boundary_once_and_loses_none() {
     for t in tasks {
         total += t.await.unwrap();
     }
+    total += 10;
+    assert_eq!(final_round(&client, &apis[0].url(), 10).await, total);
     let view = wait_evaluated(&client, &apis[0].url(), total, Duration::from_secs(60)).await;
     // Let the last stale skips be recorded.
     let counters = drift_testkit::eventually(Duration::from_secs(20), || {
@@ -223,6 +225,8 @@ async fn a_worker_killed_under_load_leaves_nothing_pending() {
             victim.wait().unwrap();
         }
     }
+    total += 10;
+    assert_eq!(final_round(&client, &a.url(), 10).await, total);
     wait_evaluated(&client, &a.url(), total, Duration::from_secs(30)).await;
     let settled = drift_testkit::eventually(Duration::from_secs(20), || {
         let client = client.clone();

@@ -220,3 +220,13 @@ pub fn drifted(view: &Value) -> Vec<String> {
     out.sort();
     out
 }
+
+/// Sends one batch of `stride` rows, which crosses exactly one evaluation boundary once the
+/// window is full, so that the returned row count is the seq of the final round.
+pub async fn final_round(client: &reqwest::Client, api: &str, stride: usize) -> u64 {
+    let mut rng = rng(999);
+    let (status, body) = post_rows(client, api, &rows(&mut rng, stride, None)).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(body["jobs_enqueued"].as_u64() > Some(0), "{body}");
+    body["seq"].as_u64().unwrap()
+}

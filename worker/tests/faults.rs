@@ -1,0 +1,340 @@
+//! Fault injection under load: workers SIGKILLed at random, Redis restarted (append-only on)
+//! and frozen, a backlog larger than the jobs stream. Nothing acknowledged may be lost and
+//! no boundary may be evaluated twice.
+
+mod common;
+
+use common::*;
+use drift_testkit::RedisServer;
+use std::collections::HashSet;
+use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+const P: &str = "f";
+
+fn small(c: &mut drift_api::ApiConfig) {
+    c.window = 50;
+    c.stride = 10;
+}
+
+fn spawn_worker(url: &str) -> Child {
+    let port = drift_testkit::free_port();
+    Command::new(env!("CARGO_BIN_EXE_drift-worker"))
+        .args(["run", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--redis-url", url, "--key-prefix", P])
+        .args([
+            "--block-ms",
+            "100",
+            "--refresh-ms",
+            "200",
+            "--claim-idle-ms",
+            "500",
+        ])
+        .env("RUST_LOG", "error")
+        .spawn()
+        .unwrap()
+}
+
+/// Steady load from `tasks` clients until `stop`; returns rows acknowledged with 202 and
+/// the number of other answers.
+fn load(
+    api: String,
+    tasks: u64,
+    stop: Arc<AtomicBool>,
+) -> (
+    Arc<AtomicU64>,
+    Arc<AtomicU64>,
+    Vec<tokio::task::JoinHandle<()>>,
+) {
+    let accepted = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let handles = (0..tasks)
+        .map(|t| {
+            let (api, stop, accepted, failed) =
+                (api.clone(), stop.clone(), accepted.clone(), failed.clone());
+            tokio::spawn(async move {
+                let client = reqwest::Client::builder()
+                    .timeout(Duration::from_secs(5))
+                    .build()
+                    .unwrap();
+                let mut rng = rng(1000 + t);
+                let mut i = 0usize;
+                while !stop.load(Ordering::Relaxed) {
+                    let n = 1 + (i * 5 + t as usize) % 17;
+                    i += 1;
+                    let body = rows(&mut rng, n, None);
+                    let r = client
+                        .post(format!("{api}/v1/monitors/{MONITOR}/rows"))
+                        .json(&body)
+                        .send()
+                        .await;
+                    match r {
+                        Ok(r) if r.status() == 202 => {
+                            accepted.fetch_add(n as u64, Ordering::Relaxed);
+                        }
+                        _ => {
+                            failed.fetch_add(1, Ordering::Relaxed);
+                            tokio::time::sleep(Duration::from_millis(20)).await;
+                        }
+                    }
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            })
+        })
+        .collect();
+    (accepted, failed, handles)
+}
+
+fn history_pairs(redis: &RedisServer) -> Vec<(String, String)> {
+    let key = format!("{P}:{{{MONITOR}}}:history");
+    let raw = redis.cmd(&["XRANGE", &key, "-", "+"]);
+    let lines: Vec<&str> = raw.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 3 < lines.len() {
+        if lines[i] == "f" && lines[i + 2] == "s" {
+            out.push((lines[i + 1].to_string(), lines[i + 3].to_string()));
+            i += 4;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
+
+/// Waits until every job is accounted for: the final boundary evaluated for every feature,
+/// evaluated + stale == rounds * features, nothing pending, no boundary evaluated twice.
+async fn assert_settled(redis: &RedisServer, api: &str, rows: u64) {
+    let client = reqwest::Client::new();
+    let view = wait_evaluated(&client, api, rows, Duration::from_secs(60)).await;
+    let settled = drift_testkit::eventually(Duration::from_secs(30), || {
+        let client = client.clone();
+        async move {
+            let c = monitor(&client, api).await["counters"].clone();
+            let done = c["evaluations"].as_u64()? + c["stale"].as_u64()?;
+            (pending(redis, P) == 0 && done == c["rounds"].as_u64()? * 30).then_some(c)
+        }
+    })
+    .await;
+    let c = settled.unwrap_or_else(|| {
+        panic!(
+            "not settled: pending {} counters {}",
+            pending(redis, P),
+            view["counters"]
+        )
+    });
+    let h = history_pairs(redis);
+    assert_eq!(h.len() as u64, c["evaluations"].as_u64().unwrap());
+    let unique: HashSet<_> = h.iter().collect();
+    assert_eq!(unique.len(), h.len(), "a boundary was evaluated twice");
+    assert_eq!(c["dead_letters"], 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn workers_killed_at_random_lose_nothing_and_repeat_nothing() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let a = api(&url, P, small).await;
+    let mut workers: Vec<Child> = (0..3).map(|_| spawn_worker(&url)).collect();
+    let stop = Arc::new(AtomicBool::new(false));
+    let (accepted, _failed, handles) = load(a.url(), 4, stop.clone());
+    let mut kills = 0;
+    let mut seed = 12345u64;
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(15) {
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
+        let victim = (seed >> 33) as usize % workers.len();
+        workers[victim].kill().unwrap(); // SIGKILL
+        workers[victim].wait().unwrap();
+        kills += 1;
+        workers[victim] = spawn_worker(&url);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.await.unwrap();
+    }
+    let rows = accepted.load(Ordering::Relaxed) + 10;
+    assert_eq!(
+        final_round(&reqwest::Client::new(), &a.url(), 10).await,
+        rows
+    );
+    assert!(kills >= 8, "only {kills} kills");
+    assert_eq!(
+        redis.cmd(&["GET", &format!("{P}:{{{MONITOR}}}:seq")]),
+        rows.to_string(),
+        "rows acknowledged with 202 != rows stored"
+    );
+    assert_settled(&redis, &a.url(), rows).await;
+    for mut w in workers {
+        let _ = w.kill();
+        let _ = w.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_restart_under_load_keeps_acknowledged_rows_and_counters() {
+    let mut redis = RedisServer::start_persistent();
+    let url = redis.url();
+    let a = api(&url, P, small).await;
+    let _w1 = worker(&url, P, |c| c.claim_idle_ms = 500).await;
+    let _w2 = worker(&url, P, |c| c.claim_idle_ms = 500).await;
+    let e = exporter(&url, P).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (accepted, failed, handles) = load(a.url(), 3, stop.clone());
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let client = reqwest::Client::new();
+    let before = monitor(&client, &a.url()).await;
+    redis.restart(); // SHUTDOWN (append-only file written) and start again on the same port
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    stop.store(true, Ordering::Relaxed);
+    for h in handles {
+        h.await.unwrap();
+    }
+    assert!(
+        failed.load(Ordering::Relaxed) > 0,
+        "the restart was not noticed"
+    );
+    let rows = accepted.load(Ordering::Relaxed) + 10;
+    assert_eq!(
+        final_round(&client, &a.url(), 10).await,
+        rows,
+        "acknowledged rows lost"
+    );
+    let seq = redis.cmd(&["GET", &format!("{P}:{{{MONITOR}}}:seq")]);
+    assert_eq!(seq, rows.to_string(), "acknowledged rows lost");
+    let len = redis.cmd(&["LLEN", &format!("{P}:{{{MONITOR}}}:win:mean_radius")]);
+    assert_eq!(len, "60", "window not kept (window + stride)");
+    assert_settled(&redis, &a.url(), rows).await;
+    let after = monitor(&client, &a.url()).await;
+    for k in ["rounds", "evaluations"] {
+        assert!(
+            after["counters"][k].as_u64() >= before["counters"][k].as_u64(),
+            "{k} went backwards: {} -> {}",
+            before["counters"],
+            after["counters"]
+        );
+    }
+    let text = reqwest::get(format!("{}/metrics", e.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(text.contains("drift_redis_up 1"));
+    assert!(
+        text.contains(&format!(
+            "drift_rows_ingested_total{{monitor=\"{MONITOR}\"}} {rows}"
+        )),
+        "{text}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn frozen_redis_gives_503_within_2s_and_everything_recovers() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let a = api(&url, P, small).await;
+    let _w = worker(&url, P, |c| c.claim_idle_ms = 500).await;
+    let e = exporter(&url, P).await;
+    let client = reqwest::Client::new();
+    let mut rng = rng(21);
+    let (s, _) = post_rows(&client, &a.url(), &rows(&mut rng, 100, None)).await;
+    assert_eq!(s, 202);
+    redis.pause(); // SIGSTOP for 5 s
+    let frozen = Instant::now();
+    let mut answers = Vec::new();
+    while frozen.elapsed() < Duration::from_secs(5) {
+        let t = Instant::now();
+        let (status, body) = post_rows(&client, &a.url(), &rows(&mut rng, 5, None)).await;
+        answers.push((status, t.elapsed()));
+        assert!(
+            t.elapsed() < Duration::from_secs(2),
+            "request hung {:?}",
+            t.elapsed()
+        );
+        assert_eq!(status, 503, "{body}");
+        assert_eq!(body["error"]["code"], "redis_unavailable");
+    }
+    let t = Instant::now();
+    let text = reqwest::get(format!("{}/metrics", e.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(t.elapsed() < Duration::from_secs(4), "scrape hung");
+    assert!(text.contains("drift_redis_up 0"));
+    redis.resume();
+    assert!(answers.len() >= 3);
+    let ok = drift_testkit::eventually(Duration::from_secs(10), || {
+        let client = client.clone();
+        let api = a.url();
+        let body = rows(&mut rng, 100, None);
+        async move { (post_rows(&client, &api, &body).await.0 == 202).then_some(()) }
+    })
+    .await;
+    assert!(ok.is_some(), "no recovery");
+    wait_evaluated(&client, &a.url(), 200, Duration::from_secs(30)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn backlog_is_capped_visible_and_workers_catch_up() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let a = api(&url, P, |c| {
+        small(c);
+        c.jobs_maxlen = 1000;
+    })
+    .await;
+    let e = exporter(&url, P).await;
+    let client = reqwest::Client::new();
+    let mut rng = rng(31);
+    // No worker yet: 4000 rows in batches of 10 cross 396 boundaries (11880 jobs).
+    let mut total = 0;
+    for _ in 0..399 {
+        let (s, _) = post_rows(&client, &a.url(), &rows(&mut rng, 10, None)).await;
+        assert_eq!(s, 202);
+        total += 10;
+    }
+    total = final_round(&client, &a.url(), 10).await;
+    let len: u64 = redis
+        .cmd(&["XLEN", &format!("{P}:{{{MONITOR}}}:jobs")])
+        .parse()
+        .unwrap();
+    assert!(len < 1200, "jobs stream not capped: {len}");
+    let text = reqwest::get(format!("{}/metrics", e.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let lag: f64 = text
+        .lines()
+        .find(|l| l.starts_with("drift_jobs_pending{"))
+        .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+        .unwrap_or(0.0);
+    assert!(lag > 0.0, "lag not visible: {text}");
+    let _w1 = worker(&url, P, |_| {}).await;
+    let _w2 = worker(&url, P, |_| {}).await;
+    let view = wait_evaluated(&client, &a.url(), total, Duration::from_secs(60)).await;
+    let c = &view["counters"];
+    assert!(c["stale"].as_u64().unwrap() > 0, "no stale skips: {c}");
+    let drained = drift_testkit::eventually(Duration::from_secs(20), || async {
+        (pending(&redis, P) == 0).then_some(())
+    })
+    .await;
+    assert!(drained.is_some());
+    let text = reqwest::get(format!("{}/metrics", e.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(&format!("drift_jobs_pending{{monitor=\"{MONITOR}\"}} 0")),
+        "{text}"
+    );
+}
