@@ -21,6 +21,8 @@ pub struct AppState {
     pub store: Store,
     /// The demo model behind `/v1/predict`, and the default monitor it feeds.
     pub model: Option<(Arc<LogisticModel>, Arc<MonitorConfig>)>,
+    /// True once this replica's own monitors are registered; `/readyz` waits for it.
+    pub registered: std::sync::atomic::AtomicBool,
     /// Set while the server runs; taken at shutdown so the writer can flush and stop.
     pub row_logger: RwLock<Option<RowLogger>>,
     pub metrics: Arc<HttpMetrics>,
@@ -49,6 +51,7 @@ impl AppState {
             store,
             model,
             row_logger: RwLock::new(None),
+            registered: std::sync::atomic::AtomicBool::new(false),
             metrics,
             max_batch_rows,
             own: own
@@ -66,6 +69,8 @@ impl AppState {
             tracing::info!(monitor = %spec.config.name, version = %spec.config.version, ?outcome, "monitor registered");
             self.remember(Arc::new(spec.config.clone()));
         }
+        self.registered
+            .store(true, std::sync::atomic::Ordering::Release);
         Ok(())
     }
 

@@ -66,6 +66,12 @@ pub struct WorkerConfig {
     /// Jobs read per round trip.
     #[arg(long, env = "DRIFT_BATCH", default_value_t = 32)]
     pub batch: usize,
+    /// Evaluations kept on each monitor's history stream.
+    #[arg(long, env = "DRIFT_HISTORY_MAXLEN", default_value_t = 100_000)]
+    pub history_maxlen: u64,
+    /// Jobs kept on each monitor's dead-letter stream.
+    #[arg(long, env = "DRIFT_DEAD_MAXLEN", default_value_t = 10_000)]
+    pub dead_maxlen: u64,
     /// How often the list of monitors is refreshed.
     #[arg(long, env = "DRIFT_REFRESH_MS", default_value_t = 2000)]
     pub refresh_ms: u64,

@@ -65,7 +65,9 @@ impl Worker {
         let mut opts = RedisOptions::new(&cfg.redis.redis_url);
         opts.op_timeout = Duration::from_millis(cfg.redis.redis_timeout_ms);
         opts.pool_size = 8;
-        let store = Store::new(&opts, Keys::new(&cfg.redis.key_prefix))?;
+        let mut store = Store::new(&opts, Keys::new(&cfg.redis.key_prefix))?;
+        store.history_maxlen = cfg.history_maxlen;
+        store.dead_maxlen = cfg.dead_maxlen;
         let consumer = cfg.consumer.clone().unwrap_or_else(default_consumer);
         Ok(Worker {
             store,

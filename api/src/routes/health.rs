@@ -15,9 +15,16 @@ pub async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness: Redis answers.
+/// Readiness: Redis answers and this replica's monitors are registered.
 pub async fn readyz(State(st): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
     st.store.ping().await?;
+    if !st.registered.load(std::sync::atomic::Ordering::Acquire) {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "starting",
+            "monitors are being registered",
+        ));
+    }
     Ok(Json(json!({"status": "ready"})))
 }
 
