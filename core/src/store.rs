@@ -41,10 +41,15 @@ impl From<redis::RedisError> for StoreError {
         match e.code() {
             Some("NOMONITOR") => return StoreError::UnknownMonitor(String::new()),
             Some("STALECONFIG") => return StoreError::StaleConfig,
-            Some("LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN") => {
-                return StoreError::Unavailable(e.to_string())
-            }
+            Some(
+                "LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "NOAUTH"
+                | "WRONGPASS" | "NOPERM",
+            ) => return StoreError::Unavailable(e.to_string()),
             _ => {}
+        }
+        if e.kind() == redis::ErrorKind::AuthenticationFailed {
+            // A misconfigured password is an outage of the store for this replica.
+            return StoreError::Unavailable(e.to_string());
         }
         if e.is_io_error()
             || e.is_timeout()
@@ -92,8 +97,14 @@ impl RedisOptions {
     }
 }
 
+/// `rediss://` needs a process-wide TLS crypto provider; installing it twice is harmless.
+fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// A connection pool whose every step (connect, wait for a connection, answer) is bounded.
 pub fn pool(opts: &RedisOptions) -> Result<Pool, StoreError> {
+    install_tls_provider();
     let conn_cfg = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(opts.op_timeout))
         .set_response_timeout(Some(opts.op_timeout));
@@ -117,6 +128,7 @@ pub async fn blocking_connection(
     url: &str,
     response_timeout: Duration,
 ) -> Result<redis::aio::MultiplexedConnection, StoreError> {
+    install_tls_provider();
     let client = redis::Client::open(url)
         .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
     let cfg = AsyncConnectionConfig::new()

@@ -68,6 +68,19 @@ pub struct RedisServer {
     port: u16,
     dir: TempDir,
     appendonly: bool,
+    password: Option<String>,
+    tls: bool,
+}
+
+/// How to start a [`RedisServer`].
+#[derive(Clone, Debug, Default)]
+pub struct RedisOptions {
+    /// Append-only file on (fsync every second), as deployed.
+    pub appendonly: bool,
+    /// `requirepass`.
+    pub password: Option<String>,
+    /// Serve TLS only, with a self-signed certificate for 127.0.0.1 (needs `openssl`).
+    pub tls: bool,
 }
 
 impl RedisServer {
@@ -82,12 +95,41 @@ impl RedisServer {
     }
 
     fn start_with(appendonly: bool) -> Self {
+        Self::start_opts(RedisOptions {
+            appendonly,
+            ..RedisOptions::default()
+        })
+    }
+
+    pub fn start_opts(opts: RedisOptions) -> Self {
         let mut server = RedisServer {
             child: None,
             port: 0,
             dir: TempDir::new("redis"),
-            appendonly,
+            appendonly: opts.appendonly,
+            password: opts.password,
+            tls: opts.tls,
         };
+        if server.tls {
+            let openssl = require_binary("openssl", "openssl");
+            let ok = Command::new(openssl)
+                .current_dir(server.dir.path())
+                .args([
+                    "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+                ])
+                .args(["-keyout", "server.key", "-out", "server.crt"])
+                .args([
+                    "-subj",
+                    "/CN=127.0.0.1",
+                    "-addext",
+                    "subjectAltName=IP:127.0.0.1",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(ok, "openssl could not make a test certificate");
+        }
         for _ in 0..20 {
             server.port = free_port();
             if server.spawn() {
@@ -100,8 +142,21 @@ impl RedisServer {
     fn spawn(&mut self) -> bool {
         let bin = require_binary("redis-server", "redis-server");
         let log = self.dir.path().join("redis.log");
-        let child = Command::new(bin)
-            .args(["--port", &self.port.to_string()])
+        let mut cmd = Command::new(bin);
+        if self.tls {
+            let d = self.dir.path().display().to_string();
+            cmd.args(["--port", "0", "--tls-port", &self.port.to_string()])
+                .args(["--tls-cert-file", &format!("{d}/server.crt")])
+                .args(["--tls-key-file", &format!("{d}/server.key")])
+                .args(["--tls-ca-cert-file", &format!("{d}/server.crt")])
+                .args(["--tls-auth-clients", "no"]);
+        } else {
+            cmd.args(["--port", &self.port.to_string()]);
+        }
+        if let Some(pw) = &self.password {
+            cmd.args(["--requirepass", pw]);
+        }
+        let child = cmd
             .args(["--bind", "127.0.0.1"])
             .args(["--dir", &self.dir.path().display().to_string()])
             .args(["--save", ""])
@@ -119,7 +174,7 @@ impl RedisServer {
             if let Ok(Some(_)) = child.try_wait() {
                 return false; // port taken or bad config
             }
-            if ping(self.port) {
+            if self.ping() {
                 self.child = Some(child);
                 return true;
             }
@@ -134,8 +189,37 @@ impl RedisServer {
         self.port
     }
 
+    /// The URL clients use, with the password and scheme this server needs.
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}", self.port)
+        let auth = self
+            .password
+            .as_ref()
+            .map(|p| format!(":{p}@"))
+            .unwrap_or_default();
+        if self.tls {
+            // The certificate is self-signed: skip verification in tests.
+            format!("rediss://{auth}127.0.0.1:{}/#insecure", self.port)
+        } else {
+            format!("redis://{auth}127.0.0.1:{}", self.port)
+        }
+    }
+
+    fn ping(&self) -> bool {
+        if self.tls {
+            return Command::new("redis-cli")
+                .args(["--tls", "--insecure", "-p", &self.port.to_string(), "ping"])
+                .output()
+                .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"));
+        }
+        self.cmd_raw(&["PING"]).is_ok_and(|r| r.contains("PONG"))
+    }
+
+    fn cmd_raw(&self, args: &[&str]) -> std::io::Result<String> {
+        Ok(self.query_raw(args)?.flat().join("\n"))
+    }
+
+    fn query_raw(&self, args: &[&str]) -> std::io::Result<Resp> {
+        request(self.port, self.password.as_deref(), args)
     }
 
     pub fn pid(&self) -> Option<u32> {
@@ -152,7 +236,7 @@ impl RedisServer {
 
     /// Stops the server cleanly (SHUTDOWN, which writes the append-only file).
     pub fn stop(&mut self) {
-        let _ = command(self.port, &["SHUTDOWN"]);
+        let _ = self.cmd_raw(&["SHUTDOWN"]);
         if let Some(mut c) = self.child.take() {
             let deadline = Instant::now() + Duration::from_secs(5);
             while Instant::now() < deadline {
@@ -199,12 +283,14 @@ impl RedisServer {
     /// Runs a command with a plain RESP client (for checks that must not go through the
     /// code under test) and returns the reply's scalars, one per line.
     pub fn cmd(&self, args: &[&str]) -> String {
-        command(self.port, args).unwrap_or_else(|e| panic!("redis command {args:?}: {e}"))
+        self.cmd_raw(args)
+            .unwrap_or_else(|e| panic!("redis command {args:?}: {e}"))
     }
 
     /// Runs a command and returns the parsed reply.
     pub fn query(&self, args: &[&str]) -> Resp {
-        request(self.port, args).unwrap_or_else(|e| panic!("redis command {args:?}: {e}"))
+        self.query_raw(args)
+            .unwrap_or_else(|e| panic!("redis command {args:?}: {e}"))
     }
 }
 
@@ -213,10 +299,6 @@ impl Drop for RedisServer {
         self.resume();
         self.kill();
     }
-}
-
-fn ping(port: u16) -> bool {
-    command(port, &["PING"]).is_ok_and(|r| r.contains("PONG"))
 }
 
 /// A RESP reply, parsed completely (however long it is).
@@ -297,19 +379,24 @@ fn read_resp(r: &mut impl std::io::BufRead) -> std::io::Result<Resp> {
     })
 }
 
-fn request(port: u16, args: &[&str]) -> std::io::Result<Resp> {
-    let mut s = TcpStream::connect(("127.0.0.1", port))?;
-    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+fn encode(args: &[&str]) -> String {
     let mut req = format!("*{}\r\n", args.len());
     for a in args {
         req.push_str(&format!("${}\r\n{}\r\n", a.len(), a));
     }
-    s.write_all(req.as_bytes())?;
-    read_resp(&mut std::io::BufReader::new(s))
+    req
 }
 
-fn command(port: u16, args: &[&str]) -> std::io::Result<String> {
-    Ok(request(port, args)?.flat().join("\n"))
+fn request(port: u16, password: Option<&str>, args: &[&str]) -> std::io::Result<Resp> {
+    let mut s = TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(Duration::from_secs(5)))?;
+    let mut reader = std::io::BufReader::new(s.try_clone()?);
+    if let Some(pw) = password {
+        s.write_all(encode(&["AUTH", pw]).as_bytes())?;
+        read_resp(&mut reader)?;
+    }
+    s.write_all(encode(args).as_bytes())?;
+    read_resp(&mut reader)
 }
 
 /// Polls `f` until it returns `Some` or `timeout` passes.
