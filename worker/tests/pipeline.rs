@@ -408,3 +408,73 @@ async fn exporter_publishes_one_series_per_feature_with_global_counters() {
         line(&t2, "drift_evaluations_total{feature=\"mean_radius\"")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn failing_and_poison_jobs_go_to_the_dead_letter_stream() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let a = api(&url, P, |_| {}).await;
+    let client = reqwest::Client::new();
+    let mut rng = rng(17);
+    // Wait for registration, then break one feature's reference: its job fails every time.
+    let (s, _) = post_rows(&client, &a.url(), &rows(&mut rng, 10, None)).await;
+    assert_eq!(s, 202);
+    redis.cmd(&[
+        "SET",
+        &format!("{P}:{{{MONITOR}}}:ref:mean_area"),
+        "not-8-bytes",
+    ]);
+    // A poison entry that is not a job at all.
+    let jobs = format!("{P}:{{{MONITOR}}}:jobs");
+    redis.cmd(&["XADD", &jobs, "*", "garbage", "1"]);
+    let (s, _) = post_rows(&client, &a.url(), &rows(&mut rng, 490, None)).await;
+    assert_eq!(s, 202);
+    let w = worker(&url, P, |c| {
+        c.claim_idle_ms = 200;
+        c.max_deliveries = 3;
+    })
+    .await;
+    let e = exporter(&url, P).await;
+    let dead = drift_testkit::eventually(Duration::from_secs(20), || async {
+        let n: u64 = redis
+            .cmd(&["XLEN", &format!("{P}:{{{MONITOR}}}:dead")])
+            .parse()
+            .ok()?;
+        (n == 2 && pending(&redis, P) == 0).then_some(n)
+    })
+    .await;
+    assert!(
+        dead.is_some(),
+        "dead letters: {}",
+        redis.cmd(&["XRANGE", &format!("{P}:{{{MONITOR}}}:dead"), "-", "+"])
+    );
+    let entries = redis.cmd(&["XRANGE", &format!("{P}:{{{MONITOR}}}:dead"), "-", "+"]);
+    assert!(entries.contains("not a job"), "{entries}");
+    assert!(entries.contains("delivered 3 times"), "{entries}");
+    let view = monitor(&client, &a.url()).await;
+    assert_eq!(view["counters"]["dead_letters"], 2);
+    assert!(view["results"]["mean_area"].is_null());
+    assert_eq!(view["results"]["mean_radius"]["seq"], 500);
+    let text = reqwest::get(format!("{}/metrics", e.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        text.contains(&format!(
+            "drift_jobs_dead_letter_total{{monitor=\"{MONITOR}\"}} 2"
+        )),
+        "{text}"
+    );
+    let wm = reqwest::get(format!("{}/metrics", w.url()))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        wm.contains("drift_worker_jobs_total{outcome=\"dead_letter\"} 2"),
+        "{wm}"
+    );
+}
