@@ -1,5 +1,7 @@
 //! Admin and ingest tokens, and monitors created, replaced, reset and deleted over HTTP.
 
+mod common;
+
 use drift_api::config::Secret;
 use drift_api::ApiConfig;
 use drift_testkit::RedisServer;
@@ -13,15 +15,8 @@ async fn start(
     url: &str,
     tweak: impl FnOnce(&mut ApiConfig),
 ) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let mut cfg = ApiConfig::for_redis(url, P);
-    tweak(&mut cfg);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(drift_api::run(listener, cfg, async {
-        let _ = rx.await;
-    }));
-    (format!("http://{addr}"), tx)
+    let api = common::start(url, P, tweak).await;
+    (api.url, api.stop)
 }
 
 fn csv(shift: f64) -> String {
@@ -287,7 +282,7 @@ async fn ingest_tokens_guard_rows_and_predictions() {
 fn tokens_never_reach_the_logs() {
     let redis = RedisServer::start();
     let port = drift_testkit::free_port();
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_drift-api"))
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_drift-api"))
         .args([
             "--listen",
             &format!("127.0.0.1:{port}"),

@@ -1,6 +1,8 @@
 //! The error contract on a real Redis: every bad request gets a 4xx JSON error and changes
 //! nothing; an unreachable or frozen Redis is a 503 within 2 s.
 
+mod common;
+
 use drift_api::ApiConfig;
 use drift_testkit::RedisServer;
 use serde_json::{json, Value};
@@ -12,15 +14,8 @@ async fn start(
     url: &str,
     tweak: impl FnOnce(&mut ApiConfig),
 ) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let mut cfg = ApiConfig::for_redis(url, P);
-    tweak(&mut cfg);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(drift_api::run(listener, cfg, async {
-        let _ = rx.await;
-    }));
-    (format!("http://{addr}"), tx)
+    let api = common::start(url, P, tweak).await;
+    (api.url, api.stop)
 }
 
 fn features() -> Vec<String> {

@@ -29,7 +29,7 @@ fn check(body: &[u8]) {
         Ok(cols) => {
             assert_eq!(cols.len(), 3);
             let n = cols[0].len();
-            assert!(n >= 1 && n <= 50);
+            assert!((1..=50).contains(&n));
             assert!(cols
                 .iter()
                 .all(|c| c.len() == n && c.iter().all(|v| v.is_finite())));

@@ -1,7 +1,8 @@
 //! The demo model endpoint: answers with or without Redis, logs rows off the response path,
 //! flushes the buffer on shutdown.
 
-use drift_api::ApiConfig;
+mod common;
+
 use drift_testkit::RedisServer;
 use serde_json::{json, Value};
 use std::time::Duration;
@@ -15,14 +16,8 @@ async fn start(
     tokio::sync::oneshot::Sender<()>,
     tokio::task::JoinHandle<anyhow::Result<()>>,
 ) {
-    let cfg = ApiConfig::for_redis(url, P);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    let task = tokio::spawn(drift_api::run(listener, cfg, async {
-        let _ = rx.await;
-    }));
-    (format!("http://{addr}"), tx, task)
+    let api = common::start(url, P, |_| {}).await;
+    (api.url, api.stop, api.task)
 }
 
 fn reference_rows() -> (Vec<String>, Vec<Vec<f64>>, Vec<f64>) {

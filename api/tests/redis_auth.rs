@@ -1,19 +1,14 @@
 //! Redis with a password, an ACL user and TLS, all from the URL.
 
-use drift_api::ApiConfig;
+mod common;
+
 use drift_testkit::{RedisOptions, RedisServer};
 use serde_json::{json, Value};
 use std::time::Duration;
 
 async fn start(url: &str) -> (String, tokio::sync::oneshot::Sender<()>) {
-    let cfg = ApiConfig::for_redis(url, "auth");
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(drift_api::run(listener, cfg, async {
-        let _ = rx.await;
-    }));
-    (format!("http://{addr}"), tx)
+    let api = common::start(url, "auth", |_| {}).await;
+    (api.url, api.stop)
 }
 
 fn body() -> Value {

@@ -37,6 +37,8 @@ fn sigmoid(z: f64) -> f64 {
 }
 
 /// Solves `a x = b` for a symmetric positive definite `a` (Cholesky), in place.
+// Index loops read like the textbook algorithm; iterator chains would hide it.
+#[allow(clippy::needless_range_loop)]
 fn solve_spd(a: &mut [Vec<f64>], b: &mut [f64]) -> Option<()> {
     let n = b.len();
     for j in 0..n {
@@ -76,6 +78,7 @@ fn solve_spd(a: &mut [Vec<f64>], b: &mut [f64]) -> Option<()> {
 
 impl LogisticModel {
     /// Fits on feature columns (`columns[j][i]` = feature j of row i) and 0/1 labels.
+    #[allow(clippy::needless_range_loop)]
     pub fn fit(columns: &[Vec<f64>], labels: &[f64]) -> Result<Self, ModelError> {
         let n = labels.len();
         if n == 0 || columns.is_empty() {

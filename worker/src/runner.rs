@@ -31,6 +31,9 @@ pub enum JobError {
     Poison(String),
 }
 
+/// A sorted reference and the monitor version it belongs to.
+type VersionedReference = (String, Arc<Reference>);
+
 pub struct Worker {
     pub store: Store,
     pub cfg: WorkerConfig,
@@ -38,7 +41,7 @@ pub struct Worker {
     pub metrics: Arc<WorkerMetrics>,
     configs: Mutex<HashMap<String, Arc<MonitorConfig>>>,
     /// Sorted references per (monitor, feature), with the version they belong to.
-    refs: Mutex<HashMap<(String, String), (String, Arc<Reference>)>>,
+    refs: Mutex<HashMap<(String, String), VersionedReference>>,
 }
 
 fn now_secs() -> f64 {

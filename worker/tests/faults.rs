@@ -87,23 +87,6 @@ fn load(
     (accepted, failed, handles)
 }
 
-fn history_pairs(redis: &RedisServer) -> Vec<(String, String)> {
-    let key = format!("{P}:{{{MONITOR}}}:history");
-    let raw = redis.cmd(&["XRANGE", &key, "-", "+"]);
-    let lines: Vec<&str> = raw.lines().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i + 3 < lines.len() {
-        if lines[i] == "f" && lines[i + 2] == "s" {
-            out.push((lines[i + 1].to_string(), lines[i + 3].to_string()));
-            i += 4;
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
-
 /// Waits until every job is accounted for: the final boundary evaluated for every feature,
 /// evaluated + stale == rounds * features, nothing pending, no boundary evaluated twice.
 async fn assert_settled(redis: &RedisServer, api: &str, rows: u64) {
@@ -125,7 +108,7 @@ async fn assert_settled(redis: &RedisServer, api: &str, rows: u64) {
             view["counters"]
         )
     });
-    let h = history_pairs(redis);
+    let h = history(redis, P);
     assert_eq!(h.len() as u64, c["evaluations"].as_u64().unwrap());
     let unique: HashSet<_> = h.iter().collect();
     assert_eq!(unique.len(), h.len(), "a boundary was evaluated twice");
@@ -293,13 +276,11 @@ async fn backlog_is_capped_visible_and_workers_catch_up() {
     let client = reqwest::Client::new();
     let mut rng = rng(31);
     // No worker yet: 4000 rows in batches of 10 cross 396 boundaries (11880 jobs).
-    let mut total = 0;
     for _ in 0..399 {
         let (s, _) = post_rows(&client, &a.url(), &rows(&mut rng, 10, None)).await;
         assert_eq!(s, 202);
-        total += 10;
     }
-    total = final_round(&client, &a.url(), 10).await;
+    let total = final_round(&client, &a.url(), 10).await;
     let len: u64 = redis
         .cmd(&["XLEN", &format!("{P}:{{{MONITOR}}}:jobs")])
         .parse()

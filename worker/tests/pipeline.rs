@@ -52,25 +52,6 @@ async fn no_drift_then_mean_radius_shift_is_detected_alone() {
     assert!(view["counters"]["detections"].as_u64().unwrap() >= 1);
 }
 
-/// Reads the evaluation history: (feature index, seq) of every evaluation recorded.
-fn history(redis: &RedisServer) -> Vec<(String, String)> {
-    let key = format!("{P}:{{{MONITOR}}}:history");
-    let raw = redis.cmd(&["XRANGE", &key, "-", "+"]);
-    // Flattened entries: id, f, <index>, s, <seq>, ...
-    let lines: Vec<&str> = raw.lines().collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i + 1 < lines.len() {
-        if lines[i] == "f" && lines.get(i + 2) == Some(&"s") {
-            out.push((lines[i + 1].to_string(), lines[i + 3].to_string()));
-            i += 4;
-        } else {
-            i += 1;
-        }
-    }
-    out
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_ingest_evaluates_each_boundary_once_and_loses_none() {
     let redis = RedisServer::start();
@@ -131,7 +112,7 @@ async fn concurrent_ingest_evaluates_each_boundary_once_and_loses_none() {
     assert_eq!(pending(&redis, P), 0);
     assert_eq!(counters["dead_letters"], 0);
     // No boundary evaluated twice for a feature.
-    let h = history(&redis);
+    let h = history(&redis, P);
     assert_eq!(h.len() as u64, counters["evaluations"].as_u64().unwrap());
     let unique: HashSet<_> = h.iter().cloned().collect();
     assert_eq!(unique.len(), h.len(), "a boundary was evaluated twice");
@@ -225,6 +206,8 @@ async fn a_worker_killed_under_load_leaves_nothing_pending() {
             victim.wait().unwrap();
         }
     }
+    let _ = victim.kill();
+    let _ = victim.wait();
     total += 10;
     assert_eq!(final_round(&client, &a.url(), 10).await, total);
     wait_evaluated(&client, &a.url(), total, Duration::from_secs(30)).await;

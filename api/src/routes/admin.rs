@@ -72,7 +72,7 @@ pub async fn put_monitor(
     let spec = MonitorSpec::new(&name, &ds, params, st.limits.max_features)
         .map_err(|e| ApiError::invalid("invalid_monitor", e.to_string()))?;
     let existing = st.store.monitors().await?;
-    let exists = existing.iter().any(|m| *m == name);
+    let exists = existing.contains(&name);
     if !exists && existing.len() >= st.limits.max_monitors {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -102,20 +102,31 @@ pub async fn put_monitor(
     ))
 }
 
-/// `DELETE /v1/monitors/{monitor}`: removes the monitor and all its data.
-pub async fn delete_monitor(
-    State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
+/// Checks the admin token and clears the monitor (`delete`: also its config).
+async fn clear(
+    st: &AppState,
+    headers: &HeaderMap,
     monitor: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
-    st.tokens.check_admin(&headers)?;
+    delete: bool,
+) -> Result<String, ApiError> {
+    st.tokens.check_admin(headers)?;
     let name = super::path(monitor)?;
     let cfg = st
         .store
         .config(&name)
         .await?
         .ok_or_else(|| ApiError::unknown_monitor(&name))?;
-    st.store.clear(&cfg, true).await?;
+    st.store.clear(&cfg, delete).await?;
+    Ok(name)
+}
+
+/// `DELETE /v1/monitors/{monitor}`: removes the monitor and all its data.
+pub async fn delete_monitor(
+    State(st): State<Arc<AppState>>,
+    headers: HeaderMap,
+    monitor: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let name = clear(&st, &headers, monitor, true).await?;
     st.forget(&name);
     tracing::info!(monitor = %name, "monitor deleted by admin");
     Ok(Json(json!({"deleted": name})))
@@ -128,14 +139,7 @@ pub async fn reset_monitor(
     headers: HeaderMap,
     monitor: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    st.tokens.check_admin(&headers)?;
-    let name = super::path(monitor)?;
-    let cfg = st
-        .store
-        .config(&name)
-        .await?
-        .ok_or_else(|| ApiError::unknown_monitor(&name))?;
-    st.store.clear(&cfg, false).await?;
+    let name = clear(&st, &headers, monitor, false).await?;
     tracing::info!(monitor = %name, "monitor reset by admin");
     Ok(Json(json!({"reset": name})))
 }

@@ -230,3 +230,22 @@ pub async fn final_round(client: &reqwest::Client, api: &str, stride: usize) -> 
     assert!(body["jobs_enqueued"].as_u64() > Some(0), "{body}");
     body["seq"].as_u64().unwrap()
 }
+
+/// (feature index, seq) of every evaluation on the history stream, oldest first.
+pub fn history(redis: &RedisServer, prefix: &str) -> Vec<(String, String)> {
+    let key = format!("{prefix}:{{{MONITOR}}}:history");
+    let raw = redis.cmd(&["XRANGE", &key, "-", "+"]);
+    // Flattened entries: id, f, <index>, s, <seq>, ...
+    let lines: Vec<&str> = raw.lines().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i + 3 < lines.len() {
+        if lines[i] == "f" && lines[i + 2] == "s" {
+            out.push((lines[i + 1].to_string(), lines[i + 3].to_string()));
+            i += 4;
+        } else {
+            i += 1;
+        }
+    }
+    out
+}
