@@ -16,6 +16,7 @@ async fn start(
     tweak: impl FnOnce(&mut ApiConfig),
 ) -> (String, tokio::sync::oneshot::Sender<()>) {
     let api = common::start(url, P, tweak).await;
+    common::wait_ready(&api.url).await;
     (api.url, api.stop)
 }
 

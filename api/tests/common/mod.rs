@@ -25,3 +25,13 @@ pub async fn start(redis_url: &str, prefix: &str, tweak: impl FnOnce(&mut ApiCon
         task,
     }
 }
+
+/// Waits until `/readyz` answers 200 (Redis reachable, monitors registered).
+pub async fn wait_ready(url: &str) {
+    let ready = drift_testkit::eventually(std::time::Duration::from_secs(10), || async {
+        let r = reqwest::get(format!("{url}/readyz")).await.ok()?;
+        (r.status() == 200).then_some(())
+    })
+    .await;
+    assert!(ready.is_some(), "{url} never became ready");
+}
