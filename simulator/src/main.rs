@@ -1,0 +1,62 @@
+//! `drift-sim` binary: parses flags, runs [`drift_sim::run_until`] until done or Ctrl-C, and
+//! prints the summary. Failures are one line on stderr and a non-zero exit.
+
+use clap::Parser;
+use drift_sim::Args;
+use std::process::ExitCode;
+
+fn main() -> ExitCode {
+    let args = Args::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("drift-sim: error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = args.json;
+    let outcome = runtime.block_on(drift_sim::run_until(args, async {
+        let _ = tokio::signal::ctrl_c().await;
+    }));
+    match outcome {
+        Ok(summary) => {
+            let text = summary.render_text();
+            if json {
+                eprint!("{text}");
+                match serde_json::to_string(&summary) {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => {
+                        eprintln!("drift-sim: error: encoding the summary: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                print!("{text}");
+            }
+            if summary.rows_sent > 0 && summary.rows_accepted == 0 {
+                eprintln!(
+                    "drift-sim: error: the target accepted none of the {} rows sent",
+                    summary.rows_sent
+                );
+                return ExitCode::FAILURE;
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            // One line: the error and its causes, joined.
+            let line = format!("{e:#}").replace('\n', " ");
+            eprintln!("drift-sim: error: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
