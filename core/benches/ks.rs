@@ -85,7 +85,8 @@ fn bench_evaluate(c: &mut Criterion) {
                     r.effective_method
                 );
             }
-            let id = BenchmarkId::from_parameter(format!("{n_window}x{n_reference}_shift{shift:.1}"));
+            let id =
+                BenchmarkId::from_parameter(format!("{n_window}x{n_reference}_shift{shift:.1}"));
             group.bench_function(id, |b| {
                 b.iter(|| {
                     buffer.copy_from_slice(&window);

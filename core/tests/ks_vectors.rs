@@ -7,7 +7,9 @@ use drift_core::ks::{ks_2samp, KsResult};
 /// same location, sign and effective method.
 fn mismatch(case: &KsCase, want: &Expected, got: &KsResult) -> Option<String> {
     let mut problems = Vec::new();
-    if !((got.statistic - want.statistic).abs() <= 1e-15) {
+    // Written so that a NaN statistic counts as a mismatch.
+    let statistic_ok = (got.statistic - want.statistic).abs() <= 1e-15;
+    if !statistic_ok {
         problems.push(format!("statistic {} != {}", got.statistic, want.statistic));
     }
     let p_ok = (got.pvalue.is_nan() && want.pvalue.is_nan())
@@ -25,7 +27,10 @@ fn mismatch(case: &KsCase, want: &Expected, got: &KsResult) -> Option<String> {
         ));
     }
     if got.statistic_sign != want.statistic_sign {
-        problems.push(format!("sign {} != {}", got.statistic_sign, want.statistic_sign));
+        problems.push(format!(
+            "sign {} != {}",
+            got.statistic_sign, want.statistic_sign
+        ));
     }
     if got.effective_method != want.effective_method {
         problems.push(format!(

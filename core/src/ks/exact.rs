@@ -9,9 +9,10 @@
 use super::binom::binom;
 use super::Alternative;
 
-/// Reusable buffers for the exact recursions, so that repeated evaluations do not allocate.
+/// Reusable buffers (sorting, exact recursions), so that repeated evaluations do not allocate.
 #[derive(Clone, Debug, Default)]
 pub struct KsScratch {
+    pub(crate) sort: super::sort::SortScratch,
     diag_a: Vec<f64>,
     diag_b: Vec<f64>,
     j_as_f64: Vec<f64>,
@@ -102,17 +103,19 @@ fn prob_outside_square(n: u64, h: u64) -> f64 {
 /// Each cell is the weighted average `(i P(i-1, j) + j P(i, j-1)) / (i + j)`, with cells outside
 /// the band equal to 1. scipy sweeps column by column, which chains every cell on the
 /// previous one (a division latency per cell). Sweeping anti-diagonals `i + j = k` instead
-/// makes the cells of a diagonal independent with the common divisor `k`: the loop vectorises
-/// and the division becomes a multiplication by 1/k. That costs at most a few ulps per cell;
-/// as every step is a positive weighted average, errors do not grow beyond
-/// ~(m + n) * 3 ulp relative (< 1e-11 for auto's sizes), far inside the 1e-9 parity rule, also
-/// for tiny p. Cost is O(cells in the band) ~ 2 D m n, memory two diagonals of length n + 3.
+/// makes the cells of a diagonal independent: no loop-carried dependency but the one from
+/// diagonal to diagonal, and three diagonals are computed per sweep, the first two kept in
+/// registers (fewer loads, stores and loop overheads per cell). Carrying
+/// `k! P` instead of `P` removes the division (see `RESCALE_ABOVE`). The rounding differs
+/// from scipy's by a few ulps per cell; as every step is a sum of positive terms, errors do
+/// not grow beyond ~(m + n) * 3 ulp relative (< 1e-11 for auto's sizes), far inside the 1e-9
+/// parity rule, also for tiny p. Cost is O(cells in the band) ~ 2 D m n, memory two
+/// diagonals of length n + 3.
 fn outer_prob_inside_band(n1: u64, n2: u64, g: u64, h: u64, scratch: &mut KsScratch) -> f64 {
     let (m, n) = if n1 < n2 { (n2, n1) } else { (n1, n2) };
     let mg = (m / g) as i64;
     let ng = (n / g) as i64;
     let (m, n, h) = (m as i64, n as i64, h as i64);
-    let s = mg + ng;
     let nu = n as usize;
 
     // Buffers are indexed by j + 1 so that j = -1 (below the grid) has a slot.
@@ -131,43 +134,231 @@ fn outer_prob_inside_band(n1: u64, n2: u64, g: u64, h: u64, scratch: &mut KsScra
         j_as_f64.clear();
         j_as_f64.extend((0..=nu).map(|j| j as f64));
     }
+    let js_all: &[f64] = j_as_f64;
     let (mut prev, mut cur) = (diag_a, diag_b);
-    // Diagonal 0 is the origin, inside the band since h >= 1.
+    // Values are stored as Q = P * scale: with scale = k! (times a power of two) the recursion
+    // becomes Q(i, j) = i Q(i-1, j) + j Q(i, j-1), without a division or reciprocal; cells
+    // outside the band hold the scale itself (P = 1). The scale is brought back down by an
+    // exact power of two whenever it grows large.
+    let mut scale = 1.0_f64;
+    // Diagonal 0 is the origin, inside the band since h >= 1; everything else reads as 1 = 0!.
     prev[1] = 0.0;
+    let mut rows = BandDiagonals::new(m, n, mg, ng, h);
+    let total = m + n;
     let mut last = 0_usize;
-    for k in 1..=(m + n) {
-        // Inside: (ng k - h) / s < j < (ng k + h) / s, and the cell must lie on the grid.
-        let lo_band = (ng * k - h).div_euclid(s) + 1;
-        let hi_band = -((-(ng * k + h)).div_euclid(s)) - 1;
-        let lo = lo_band.max(k - m).max(0);
-        let hi = hi_band.min(n).min(k);
-        if lo > hi {
+    let mut k = 1;
+    while k <= total {
+        let (lo1, hi1) = rows.next_range(k);
+        if lo1 > hi1 {
             // No path can stay inside through this diagonal.
             return 1.0;
         }
-        let (lo, hi) = (lo as usize, hi as usize);
-        let kf = k as f64;
-        let inv_k = 1.0 / kf;
-        {
+        let k1 = k as f64;
+        let scale1 = scale * k1;
+        if k == total {
+            // A last, unpaired diagonal.
+            let (lo, hi) = (lo1 as usize, hi1 as usize);
             let out = &mut cur[lo + 1..=hi + 1];
             let left = &prev[lo + 1..=hi + 1];
             let below = &prev[lo..=hi];
-            let js = &j_as_f64[lo..=hi];
+            let js = &js_all[lo..=hi];
             for (((o, &l), &b), &jf) in out.iter_mut().zip(left).zip(below).zip(js) {
-                *o = (l * (kf - jf) + b * jf) * inv_k;
+                *o = l * (k1 - jf) + b * jf;
+            }
+            last = hi + 1;
+            scale = scale1;
+            std::mem::swap(&mut prev, &mut cur);
+            break;
+        }
+        if k + 2 <= total {
+            // Three diagonals per sweep, diagonals k and k+1 living only in `c1` and `c2`.
+            let (lo2, hi2) = rows.next_range(k + 1);
+            let (lo3, hi3) = rows.next_range(k + 2);
+            if lo2 > hi2 || lo3 > hi3 {
+                return 1.0;
+            }
+            let k2 = (k + 1) as f64;
+            let k3 = (k + 2) as f64;
+            let scale2 = scale1 * k2;
+            let scale3 = scale2 * k3;
+            let level1 = |p: i64| -> f64 {
+                if p >= lo1 && p <= hi1 {
+                    let pu = p as usize;
+                    let pf = p as f64;
+                    prev[pu + 1] * (k1 - pf) + prev[pu] * pf
+                } else {
+                    scale1
+                }
+            };
+            let level2 = |p: i64| -> f64 {
+                if p >= lo2 && p <= hi2 {
+                    let pf = p as f64;
+                    level1(p) * (k2 - pf) + level1(p - 1) * pf
+                } else {
+                    scale2
+                }
+            };
+            let mut c1 = level1(lo3 - 1);
+            let mut c2 = level2(lo3 - 1);
+            let (lo3u, hi3u) = (lo3 as usize, hi3 as usize);
+            let top = hi1.min(hi2).min(hi3);
+            if top >= lo3 {
+                let top = top as usize;
+                let out = &mut cur[lo3u + 1..=top + 1];
+                let left = &prev[lo3u + 1..=top + 1];
+                let below = &prev[lo3u..=top];
+                let js = &js_all[lo3u..=top];
+                for (((o, &l), &b), &jf) in out.iter_mut().zip(left).zip(below).zip(js) {
+                    let d1 = l * (k1 - jf) + b * jf;
+                    let d2 = d1 * (k2 - jf) + c1 * jf;
+                    *o = d2 * (k3 - jf) + c2 * jf;
+                    c1 = d1;
+                    c2 = d2;
+                }
+            }
+            for j in (top + 1).max(lo3)..=hi3 {
+                let jf = j as f64;
+                let d1 = level1(j);
+                let d2 = if j >= lo2 && j <= hi2 {
+                    d1 * (k2 - jf) + c1 * jf
+                } else {
+                    scale2
+                };
+                cur[j as usize + 1] = d2 * (k3 - jf) + c2 * jf;
+                c1 = d1;
+                c2 = d2;
+            }
+            cur[lo3u] = scale3;
+            if let Some(c) = cur.get_mut(hi3u + 2) {
+                *c = scale3;
+            }
+            scale = scale3;
+            if scale > RESCALE_ABOVE {
+                let end = (hi3u + 3).min(cur.len());
+                for v in &mut cur[lo3u..end] {
+                    *v *= RESCALE_BY;
+                }
+                scale *= RESCALE_BY;
+            }
+            last = hi3u + 1;
+            std::mem::swap(&mut prev, &mut cur);
+            k += 3;
+            continue;
+        }
+        let (lo2, hi2) = rows.next_range(k + 1);
+        if lo2 > hi2 {
+            return 1.0;
+        }
+        let k2 = (k + 1) as f64;
+        let scale2 = scale1 * k2;
+        // The last two diagonals: diagonal k lives only in `carry`. Cells of diagonal k
+        // outside [lo1, hi1] are outside the band (or off the grid, with zero weight): P = 1.
+        let level1 = |p: i64| -> f64 {
+            if p >= lo1 && p <= hi1 {
+                let pu = p as usize;
+                let jf = p as f64;
+                prev[pu + 1] * (k1 - jf) + prev[pu] * jf
+            } else {
+                scale1
+            }
+        };
+        let mut carry = level1(lo2 - 1);
+        let (lo2u, hi2u) = (lo2 as usize, hi2 as usize);
+        let top = hi2.min(hi1);
+        if top >= lo2 {
+            let top = top as usize;
+            let out = &mut cur[lo2u + 1..=top + 1];
+            let left = &prev[lo2u + 1..=top + 1];
+            let below = &prev[lo2u..=top];
+            let js = &js_all[lo2u..=top];
+            for (((o, &l), &b), &jf) in out.iter_mut().zip(left).zip(below).zip(js) {
+                let d = l * (k1 - jf) + b * jf;
+                *o = d * (k2 - jf) + carry * jf;
+                carry = d;
             }
         }
-        // The neighbours just outside the band count as "already left".
-        cur[lo] = 1.0;
-        if let Some(c) = cur.get_mut(hi + 2) {
-            *c = 1.0;
+        for j in (top + 1).max(lo2)..=hi2 {
+            let jf = j as f64;
+            let d = level1(j);
+            cur[j as usize + 1] = d * (k2 - jf) + carry * jf;
+            carry = d;
         }
-        last = hi + 1;
+        // The neighbours just outside the band count as "already left".
+        cur[lo2u] = scale2;
+        if let Some(c) = cur.get_mut(hi2u + 2) {
+            *c = scale2;
+        }
+        scale = scale2;
+        if scale > RESCALE_ABOVE {
+            // Everything the next diagonals read: positions lo2 - 1 ..= hi2 + 1.
+            let end = (hi2u + 3).min(cur.len());
+            for v in &mut cur[lo2u..end] {
+                *v *= RESCALE_BY;
+            }
+            scale *= RESCALE_BY;
+        }
+        last = hi2u + 1;
         std::mem::swap(&mut prev, &mut cur);
+        k += 2;
     }
-    // k * fl(1/k) can exceed 1 by an ulp, so a cell whose neighbours are both 1 may read
-    // 1 + 2^-52; the true value is at most 1.
-    prev.get(last).copied().unwrap_or(1.0).min(1.0)
+    // Rounding can leave the ratio an ulp or two above 1; the true value is at most 1.
+    (prev.get(last).copied().unwrap_or(scale) / scale).min(1.0)
+}
+
+/// The scale (k! times powers of two) grows by at most (m+n)^3 < 2^96 per sweep of up to
+/// three diagonals (m + n < 2^32 on the exact path); rescaling by 2^-600 above 2^600 keeps
+/// it within [1, 2^696].
+const RESCALE_ABOVE: f64 = 4.149515568880993e180; // 2^600
+const RESCALE_BY: f64 = 2.409919865102884e-181; // 2^-600
+
+/// The j-range of the cells of successive diagonals k = i + j that are inside the band
+/// |ng i - mg j| < h and on the grid.
+///
+/// Inside means floor((ng k - h) / s) < j <= floor((ng k + h - 1) / s) with s = mg + ng; both
+/// floors are carried from one diagonal to the next (the numerators grow by ng < s) instead of
+/// dividing every time. From one diagonal to the next each end moves up by 0 or 1.
+struct BandDiagonals {
+    m: i64,
+    n: i64,
+    ng: i64,
+    s: i64,
+    lo_q: i64,
+    lo_r: i64,
+    hi_q: i64,
+    hi_r: i64,
+}
+
+impl BandDiagonals {
+    fn new(m: i64, n: i64, mg: i64, ng: i64, h: i64) -> Self {
+        let s = mg + ng;
+        BandDiagonals {
+            m,
+            n,
+            ng,
+            s,
+            lo_q: (ng - h).div_euclid(s),
+            lo_r: (ng - h).rem_euclid(s),
+            hi_q: (ng + h - 1).div_euclid(s),
+            hi_r: (ng + h - 1).rem_euclid(s),
+        }
+    }
+
+    /// The range for diagonal `k`; must be called for k = 1, 2, ... in order.
+    fn next_range(&mut self, k: i64) -> (i64, i64) {
+        let lo_band = self.lo_q + 1;
+        let hi_band = self.hi_q;
+        self.lo_r += self.ng;
+        if self.lo_r >= self.s {
+            self.lo_r -= self.s;
+            self.lo_q += 1;
+        }
+        self.hi_r += self.ng;
+        if self.hi_r >= self.s {
+            self.hi_r -= self.s;
+            self.hi_q += 1;
+        }
+        (lo_band.max(k - self.m).max(0), hi_band.min(self.n).min(k))
+    }
 }
 
 /// Number of lattice paths that go below the diagonal by at least `h` (one-sided), following
@@ -254,7 +445,19 @@ mod tests {
     #[test]
     fn inside_band_matches_enumeration() {
         let mut s = KsScratch::default();
-        for (m, n) in [(5u64, 3u64), (7, 4), (6, 4), (9, 3), (8, 6)] {
+        for (m, n) in [
+            (5u64, 3u64),
+            (7, 4),
+            (6, 4),
+            (9, 3),
+            (8, 6),
+            (5, 4),
+            (7, 2),
+            (10, 1),
+            (6, 5),
+            (11, 3),
+            (13, 2),
+        ] {
             let g = gcd(m, n);
             let lcm = m / g * n;
             for h in 1..=lcm {

@@ -16,6 +16,8 @@ const EM128: f64 = 2.938_735_877_055_719e-39;
 const E128: i64 = 128;
 const MIN_LOG: f64 = -708.0;
 const PI_SQUARED: f64 = std::f64::consts::PI * std::f64::consts::PI;
+/// B_{2j} / (2j (2j - 1)) for j = 8..1, as scipy lists them.
+#[allow(clippy::excessive_precision)]
 const STIRLING_COEFFS: [f64; 8] = [
     -2.955065359477124183e-2,
     6.4102564102564102564e-3,

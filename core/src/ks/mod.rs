@@ -15,6 +15,7 @@ mod dd;
 mod exact;
 mod kolmogorov;
 mod smirnov;
+mod sort;
 mod statistic;
 
 use std::cell::RefCell;
@@ -90,15 +91,10 @@ pub fn ks_2samp(
 ) -> Result<KsResult, KsError> {
     let mut xs = x.to_vec();
     let mut ys = y.to_vec();
-    sort_sample(&mut xs)?;
-    sort_sample(&mut ys)?;
-    Ok(ks_sorted(
-        &xs,
-        &ys,
-        alternative,
-        method,
-        &mut KsScratch::default(),
-    ))
+    let mut scratch = KsScratch::default();
+    sort_sample(&mut xs, &mut scratch)?;
+    sort_sample(&mut ys, &mut scratch)?;
+    Ok(ks_sorted(&xs, &ys, alternative, method, &mut scratch))
 }
 
 /// A reference sample sorted once and reused for every evaluation (the monitor's y).
@@ -114,7 +110,7 @@ thread_local! {
 impl Reference {
     /// Sorts the values (numpy's order: -0.0 and 0.0 compare equal); rejects NaN and empty.
     pub fn new(mut values: Vec<f64>) -> Result<Self, KsError> {
-        sort_sample(&mut values)?;
+        sort_sample(&mut values, &mut KsScratch::default())?;
         Ok(Reference { sorted: values })
     }
 
@@ -146,9 +142,12 @@ impl Reference {
 
     /// `ks_2samp(window, reference)`; sorts `window` in place.
     ///
-    /// Buffers for the exact two-sided recursion (O(min(n1, n2)) floats) come from a
-    /// per-thread scratch that is reused across calls, so steady-state evaluations do not
-    /// allocate; use [`Reference::evaluate_with`] to manage the scratch explicitly.
+    /// Buffers for sorting large windows (O(window) integers) and for the exact two-sided
+    /// recursion (O(min(n1, n2)) floats) come from a per-thread scratch that is reused across
+    /// calls and keeps the size of the largest evaluation, so steady-state evaluations do not
+    /// allocate; use [`Reference::evaluate_with`] to manage the scratch explicitly. Only the
+    /// Durbin and Pomeranz methods of the asymptotic two-sided p-value (small n D^2) allocate,
+    /// a few vectors of at most ~120^2 floats.
     pub fn evaluate(
         &self,
         window: &mut [f64],
@@ -177,7 +176,7 @@ impl Reference {
         if self.sorted.is_empty() {
             return Err(KsError::EmptySample);
         }
-        sort_sample(window)?;
+        sort_sample(window, scratch)?;
         Ok(ks_sorted(
             window,
             &self.sorted,
@@ -190,17 +189,17 @@ impl Reference {
 
 /// Sorts in ascending order after rejecting empty samples and NaN.
 ///
-/// The sort key is the IEEE total order, which puts -0.0 before 0.0; since the statistic
+/// The order is the IEEE total order, which puts -0.0 before 0.0; since the statistic
 /// compares with `<=`, the zeros still form one tie group as in numpy.
-fn sort_sample(values: &mut [f64]) -> Result<(), KsError> {
+fn sort_sample(values: &mut [f64], scratch: &mut KsScratch) -> Result<(), KsError> {
     if values.is_empty() {
         return Err(KsError::EmptySample);
     }
-    if values.iter().any(|v| v.is_nan()) {
-        return Err(KsError::NonFinite);
+    if sort::sort_floats(values, &mut scratch.sort) {
+        Ok(())
+    } else {
+        Err(KsError::NonFinite)
     }
-    values.sort_unstable_by(f64::total_cmp);
-    Ok(())
 }
 
 /// The test on two sorted, non-empty, NaN-free samples.

@@ -33,11 +33,7 @@ fn count_below(s: &[f64], v: f64) -> usize {
             return n + gallop(rest, |w| w < v);
         }
     }
-    n + blocks
-        .remainder()
-        .iter()
-        .take_while(|&&w| w < v)
-        .count()
+    n + blocks.remainder().iter().take_while(|&&w| w < v).count()
 }
 
 /// Number of leading elements of `s` for which `pred` holds (`pred` monotone: true then false),
@@ -52,81 +48,209 @@ fn gallop(s: &[f64], pred: impl Fn(f64) -> bool) -> usize {
     lo + s[lo..hi].partition_point(|&w| pred(w))
 }
 
-/// Extremes of `i/n1 - j/n2` over the pooled values of two sorted, NaN-free, non-empty samples.
+/// Running maximum of the CDF difference, with scipy's first-occurrence location.
 ///
-/// Between two consecutive distinct values of `x`, `i` is constant and `j` grows, so there the
-/// difference only decreases: the maximum is always reached at a value of `x`, and the minimum
-/// either at a value of `x` or at the last `y` value before the next `x` value (or the last `y`
-/// value overall). Only those points are evaluated. Locations: scipy reports the first index
-/// of `concat(x, y)`, so any `x` value reaching the extreme beats every `y` value; the tie
-/// group of a `y` candidate is only resolved at the end.
-pub(crate) fn extremes(x: &[f64], y: &[f64]) -> Extremes {
-    let n1 = x.len() as f64;
-    let n2 = y.len() as f64;
-    let diff = |i: usize, j: usize| (i as f64) / n1 - (j as f64) / n2;
-    let mut max = f64::NEG_INFINITY;
-    let mut max_location = f64::NAN;
-    let mut min = f64::INFINITY;
-    let mut min_x: Option<f64> = None;
-    let mut min_y: Option<usize> = None;
-    let (mut i, mut j) = (0usize, 0usize);
-    while let Some(&v) = x.get(i) {
-        // y values strictly below v: the last one is a candidate minimum (y only).
-        let run = count_below(&y[j..], v);
-        if run > 0 {
-            j += run;
-            let d = diff(i, j);
-            if d < min {
-                min = d;
-                min_x = None;
-                min_y = Some(j - 1);
-            } else if d == min && min_y.is_none() {
-                min_y = Some(j - 1);
+/// Comparing floats would need two divisions per point; instead the exact difference
+/// `(i n2 - j n1) / (n1 n2)` is compared through its integer numerator, and the float (what
+/// numpy compares) is only computed for points that reach the best numerator. While
+/// n1 n2 <= 2^48 two different exact values are further apart than the rounding error of
+/// the float difference, so the integer order is the float order, except that equal exact
+/// values may round to different floats: those are compared as floats. Larger sizes give
+/// every point numerator 0, i.e. plain float comparisons.
+///
+/// Locations are kept as an index into the tie group of `x` (resolved at the end).
+struct MaxTracker {
+    num: i64,
+    value: f64,
+    x_index: Option<usize>,
+}
+
+/// Running minimum; locations are split by sample because any `x` value beats every `y`
+/// value reaching the same minimum (it comes first in `concat(x, y)`).
+struct MinTracker {
+    num: i64,
+    value: f64,
+    x_index: Option<usize>,
+    y_index: Option<usize>,
+}
+
+/// Where a candidate point was found: in a tie group containing `x` values (which wins
+/// location ties), or in one with only `y` values. The index is any element of the group.
+#[derive(Clone, Copy)]
+enum At {
+    X(usize),
+    Y(usize),
+}
+
+struct Cdfs {
+    n1: f64,
+    n2: f64,
+    n1i: i64,
+    n2i: i64,
+    exact_order: bool,
+}
+
+impl Cdfs {
+    fn numerator(&self, i: usize, j: usize) -> i64 {
+        if self.exact_order {
+            i as i64 * self.n2i - j as i64 * self.n1i
+        } else {
+            0
+        }
+    }
+
+    /// cdf1 - cdf2 exactly as numpy computes it: two correctly rounded divisions.
+    fn diff(&self, i: usize, j: usize) -> f64 {
+        (i as f64) / self.n1 - (j as f64) / self.n2
+    }
+}
+
+impl MaxTracker {
+    /// Only points in groups containing `x` can be maxima.
+    fn offer(&mut self, c: &Cdfs, i: usize, j: usize, x_index: usize) {
+        let num = c.numerator(i, j);
+        if num < self.num {
+            return;
+        }
+        let d = c.diff(i, j);
+        if num > self.num || d > self.value {
+            self.num = num;
+            self.value = d;
+            self.x_index = Some(x_index);
+        }
+    }
+}
+
+impl MinTracker {
+    fn offer(&mut self, c: &Cdfs, i: usize, j: usize, at: At) {
+        let num = c.numerator(i, j);
+        if num > self.num {
+            return;
+        }
+        let d = c.diff(i, j);
+        if num < self.num || d < self.value {
+            self.num = num;
+            self.value = d;
+            self.x_index = None;
+            self.y_index = None;
+        } else if d != self.value {
+            return;
+        }
+        match at {
+            At::X(k) => {
+                self.x_index.get_or_insert(k);
+            }
+            At::Y(k) => {
+                self.y_index.get_or_insert(k);
             }
         }
-        // The tie group of v in both samples (-0.0 <= 0.0, so the zeros group together).
-        let x_start = i;
-        i += 1;
-        while i < x.len() && x[i] <= v {
-            i += 1;
-        }
-        while j < y.len() && y[j] <= v {
+    }
+}
+
+/// First element of the tie group (as floats compare) of `s[k]`.
+fn group_start(s: &[f64], k: usize) -> f64 {
+    match s.get(k) {
+        Some(&v) => s[s[..k].partition_point(|&w| w < v)],
+        None => f64::NAN,
+    }
+}
+
+/// Extremes of `i/n1 - j/n2` over the pooled values of two sorted, NaN-free, non-empty samples.
+///
+/// Between two consecutive distinct values of one sample, only the other sample's count
+/// grows, so the difference is monotone there: the maximum is always reached at the last
+/// `x` value of a run of `x` values (or in a group where both samples tie), the minimum at the
+/// last `y` value of a run of `y` values (or in a tie group). Only those points are evaluated,
+/// walking the smaller sample group by group and counting the runs of the other in blocks.
+/// Locations: scipy reports the first index of `concat(x, y)`, so any `x` value reaching the
+/// extreme beats every `y` value.
+pub(crate) fn extremes(x: &[f64], y: &[f64]) -> Extremes {
+    let product = (x.len() as u128) * (y.len() as u128);
+    extremes_with(x, y, product <= 1 << 48, x.len() > y.len())
+}
+
+fn extremes_with(x: &[f64], y: &[f64], exact_order: bool, walk_y: bool) -> Extremes {
+    let c = Cdfs {
+        n1: x.len() as f64,
+        n2: y.len() as f64,
+        n1i: x.len() as i64,
+        n2i: y.len() as i64,
+        exact_order,
+    };
+    let mut max = MaxTracker {
+        num: i64::MIN,
+        value: f64::NEG_INFINITY,
+        x_index: None,
+    };
+    let mut min = MinTracker {
+        num: i64::MAX,
+        value: f64::INFINITY,
+        x_index: None,
+        y_index: None,
+    };
+    let (mut i, mut j) = (0usize, 0usize);
+    if walk_y {
+        while let Some(&w) = y.get(j) {
+            // x values strictly below w: the last one is a candidate maximum.
+            let run = count_below(&x[i..], w);
+            if run > 0 {
+                i += run;
+                max.offer(&c, i, j, i - 1);
+            }
+            // The tie group of w in both samples (-0.0 <= 0.0, so the zeros group together).
+            let y_start = j;
+            let x_start = i;
             j += 1;
+            while j < y.len() && y[j] <= w {
+                j += 1;
+            }
+            while i < x.len() && x[i] <= w {
+                i += 1;
+            }
+            if i > x_start {
+                max.offer(&c, i, j, x_start);
+                min.offer(&c, i, j, At::X(x_start));
+            } else {
+                min.offer(&c, i, j, At::Y(y_start));
+            }
         }
-        let d = diff(i, j);
-        if d > max {
-            max = d;
-            max_location = x[x_start];
+        if i < x.len() {
+            // x values above every y value: the last one ends with difference 0.
+            max.offer(&c, x.len(), j, x.len() - 1);
         }
-        if d < min {
-            min = d;
-            min_x = Some(x[x_start]);
-            min_y = None;
-        } else if d == min && min_x.is_none() {
-            min_x = Some(x[x_start]);
+    } else {
+        while let Some(&v) = x.get(i) {
+            // y values strictly below v: the last one is a candidate minimum.
+            let run = count_below(&y[j..], v);
+            if run > 0 {
+                j += run;
+                min.offer(&c, i, j, At::Y(j - 1));
+            }
+            let x_start = i;
+            i += 1;
+            while i < x.len() && x[i] <= v {
+                i += 1;
+            }
+            while j < y.len() && y[j] <= v {
+                j += 1;
+            }
+            max.offer(&c, i, j, x_start);
+            min.offer(&c, i, j, At::X(x_start));
+        }
+        if j < y.len() {
+            // y values above every x value: the last one ends with difference 0.
+            min.offer(&c, i, y.len(), At::Y(y.len() - 1));
         }
     }
-    if j < y.len() {
-        // y values above every x value: the last one ends with difference 0.
-        let d = diff(i, y.len());
-        if d < min {
-            min = d;
-            min_x = None;
-            min_y = Some(y.len() - 1);
-        } else if d == min && min_y.is_none() {
-            min_y = Some(y.len() - 1);
-        }
-    }
-    let min_location = match (min_x, min_y) {
-        (Some(loc), _) => loc,
-        // The first element of the tie group of y[k].
-        (None, Some(k)) => y[y[..k].partition_point(|&w| w < y[k])],
+    let min_location = match (min.x_index, min.y_index) {
+        (Some(k), _) => group_start(x, k),
+        (None, Some(k)) => group_start(y, k),
         (None, None) => f64::NAN,
     };
     Extremes {
-        max,
-        max_location,
-        min,
+        max: max.value,
+        max_location: max.x_index.map_or(f64::NAN, |k| group_start(x, k)),
+        min: min.value,
         min_location,
     }
 }
@@ -173,9 +297,32 @@ mod tests {
                 vec![f64::INFINITY, f64::INFINITY],
             ),
         ];
+        let mut state = 0x2545_f491_4f6c_dd1d_u64;
+        let mut draw = |n: usize, k: u64| -> Vec<f64> {
+            let mut v: Vec<f64> = (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state % k) as f64 - (k / 2) as f64
+                })
+                .collect();
+            v.sort_by(f64::total_cmp);
+            v
+        };
+        let mut cases = cases;
+        for (n1, n2, k) in [(7, 11, 5), (30, 40, 9), (100, 35, 60), (3, 200, 400)] {
+            for _ in 0..20 {
+                cases.push((draw(n1, k), draw(n2, k)));
+            }
+        }
         for (x, y) in cases {
             let got = extremes(&x, &y);
             let want = reference(&x, &y);
+            for (exact, walk_y) in [(false, false), (false, true), (true, false), (true, true)] {
+                let other = extremes_with(&x, &y, exact, walk_y);
+                assert_eq!(got, other, "{x:?} {y:?} {exact} {walk_y}");
+            }
             assert_eq!(got.max, want.max, "{x:?} {y:?}");
             assert_eq!(got.min, want.min, "{x:?} {y:?}");
             assert_eq!(got.max_location, want.max_location, "{x:?} {y:?}");
