@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test deps lint fmt build release demo bench check-config
+.PHONY: test deps lint fmt build release demo bench check-config stack-test
 
 ## Installs what the tests need (Debian packages) when it is missing.
 deps:
@@ -16,6 +16,13 @@ test: deps
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
 	@if [ -x scripts/check_config.sh ]; then scripts/check_config.sh; fi
+	@$(MAKE) --no-print-directory stack-test
+
+## The whole stack on loopback (redis, 3 APIs behind NGINX, workers, exporter, Prometheus,
+## Locust through the gateway): tests/stack/test_stack.py, about 40 s.
+stack-test:
+	$(CARGO) build -p drift-api -p drift-worker
+	DRIFT_BIN_DIR="$${CARGO_TARGET_DIR:-target}/debug" python3 -m pytest -q -p no:cacheprovider tests/stack
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -8,6 +8,8 @@ command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 # Python modules used by the config checks and load tests.
 pymods=()
 python3 -c 'import yaml' >/dev/null 2>&1 || pymods+=(pyyaml)
+python3 -c 'import pytest' >/dev/null 2>&1 || pymods+=(pytest)
+python3 -c 'import locust' >/dev/null 2>&1 || pymods+=(locust)
 if [ ${#pymods[@]} -gt 0 ]; then
   echo "installing Python packages: ${pymods[*]}" >&2
   python3 -m pip install -q "${pymods[@]}" || {

@@ -29,3 +29,4 @@ for line in open(sys.argv[2]):
         r = abs(p - q) / q
         if r > mx: mx = r; worst = o['name']
 print('max rel p diff', mx, worst)
+sys.exit(1 if bad else 0)
