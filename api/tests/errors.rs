@@ -303,6 +303,78 @@ async fn bad_requests_get_json_errors_and_change_nothing() {
             "unknown_monitor",
         ),
         (
+            "predict malformed",
+            "POST",
+            format!("{api}/v1/predict"),
+            b"{".to_vec(),
+            400,
+            "malformed_json",
+        ),
+        (
+            "predict wrong columns",
+            "POST",
+            format!("{api}/get-prediction"),
+            j(json!({"columns": ["x"], "data": [[1.0]]})),
+            422,
+            "unknown_feature",
+        ),
+        (
+            "predict empty",
+            "POST",
+            format!("{api}/v1/predict"),
+            j(json!({"columns": f, "data": []})),
+            422,
+            "empty_batch",
+        ),
+        (
+            "predict string cell",
+            "POST",
+            format!("{api}/v1/predict"),
+            j(json!({"columns": f, "data": [text_cell.clone()]})),
+            422,
+            "invalid_batch",
+        ),
+        (
+            "history bad cursor",
+            "GET",
+            format!("{api}/v1/monitors/breast_cancer/history?after=abc"),
+            Vec::new(),
+            400,
+            "bad_query",
+        ),
+        (
+            "history bad limit",
+            "GET",
+            format!("{api}/v1/monitors/breast_cancer/history?limit=-1"),
+            Vec::new(),
+            400,
+            "bad_query",
+        ),
+        (
+            "put, admin disabled",
+            "PUT",
+            format!("{api}/v1/monitors/breast_cancer"),
+            b"a\n1\n".to_vec(),
+            403,
+            "admin_disabled",
+        ),
+        (
+            "delete, admin disabled",
+            "DELETE",
+            format!("{api}/v1/monitors/breast_cancer"),
+            Vec::new(),
+            403,
+            "admin_disabled",
+        ),
+        (
+            "reset, admin disabled",
+            "POST",
+            format!("{api}/v1/monitors/breast_cancer/reset"),
+            Vec::new(),
+            403,
+            "admin_disabled",
+        ),
+        (
             "datadrift wrong shape",
             "POST",
             format!("{api}/datadrift"),
@@ -322,6 +394,8 @@ async fn bad_requests_get_json_errors_and_change_nothing() {
     for (name, method, url, body, status, code) in cases {
         let req = match method {
             "GET" => client.get(&url),
+            "PUT" => client.put(&url).body(body),
+            "DELETE" => client.delete(&url),
             _ => client
                 .post(&url)
                 .header("content-type", "application/json")

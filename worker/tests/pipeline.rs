@@ -461,3 +461,115 @@ async fn failing_and_poison_jobs_go_to_the_dead_letter_stream() {
         "{wm}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replaced_reference_is_picked_up_and_results_are_not_mixed() {
+    let redis = RedisServer::start();
+    let url = redis.url();
+    let a = api(&url, P, |c| {
+        c.admin_token = Some(drift_api::config::Secret("tok".into()))
+    })
+    .await;
+    let _w = worker(&url, P, |_| {}).await;
+    let client = reqwest::Client::new();
+    let csv = |shift: f64| {
+        let mut s = String::from("u\n");
+        for i in 0..400 {
+            s.push_str(&format!("{}\n", (i as f64 * 0.618).fract() + shift));
+        }
+        s
+    };
+    let put = |shift: f64| {
+        client
+            .put(format!("{}/v1/monitors/m?window=100&stride=100", a.url()))
+            .bearer_auth("tok")
+            .body(csv(shift))
+            .send()
+    };
+    let v1: Value = put(0.0).await.unwrap().json().await.unwrap();
+    let rows = |n: usize, from: usize| {
+        let data: Vec<[f64; 1]> = (from..from + n)
+            .map(|i| [(i as f64 * 0.377).fract()])
+            .collect();
+        serde_json::json!({"columns": ["u"], "data": data})
+    };
+    let post = |body: Value| {
+        client
+            .post(format!("{}/v1/monitors/m/rows", a.url()))
+            .json(&body)
+            .send()
+    };
+    assert_eq!(post(rows(100, 0)).await.unwrap().status(), 202);
+    let view = |client: reqwest::Client, api: String| async move {
+        client
+            .get(format!("{api}/v1/monitors/m"))
+            .send()
+            .await
+            .unwrap()
+            .json::<Value>()
+            .await
+            .unwrap()
+    };
+    let first = drift_testkit::eventually(Duration::from_secs(10), || {
+        let v = view(client.clone(), a.url());
+        async move {
+            let v = v.await;
+            (v["results"]["u"]["seq"] == 100).then_some(v)
+        }
+    })
+    .await
+    .expect("first evaluation");
+    assert_eq!(first["results"]["u"]["drifted"], false, "{first}");
+    // The same live data against a reference shifted by 5: a new version, old results gone.
+    let v2: Value = put(5.0).await.unwrap().json().await.unwrap();
+    assert_ne!(v1["monitor"]["version"], v2["monitor"]["version"]);
+    let cleared = view(client.clone(), a.url()).await;
+    assert!(cleared["results"]["u"].is_null(), "{cleared}");
+    assert_eq!(post(rows(100, 100)).await.unwrap().status(), 202);
+    let second = drift_testkit::eventually(Duration::from_secs(10), || {
+        let v = view(client.clone(), a.url());
+        async move {
+            let v = v.await;
+            (v["results"]["u"]["seq"] == 200).then_some(v)
+        }
+    })
+    .await
+    .expect("evaluation against the new reference");
+    assert_eq!(second["results"]["u"]["drifted"], true, "{second}");
+    assert_eq!(second["version"], v2["monitor"]["version"]);
+    assert_eq!(second["results"]["u"]["evaluations"], 1);
+}
+
+#[test]
+fn sigterm_lets_a_worker_finish_and_exit_zero() {
+    let redis = RedisServer::start();
+    let port = drift_testkit::free_port();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_drift-worker"))
+        .args([
+            "run",
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--redis-url",
+            &redis.url(),
+        ])
+        .args(["--block-ms", "500"])
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(800));
+    let _ = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let start = std::time::Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(5),
+            "worker did not stop on SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status}");
+}
