@@ -52,9 +52,9 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize, max_reference_bytes: 
 
 /// Builds the replica's state: store, metrics and the monitors it registers.
 pub fn build_state(cfg: &ApiConfig) -> anyhow::Result<Arc<AppState>> {
-    let mut opts = RedisOptions::new(&cfg.redis_url);
-    opts.op_timeout = Duration::from_millis(cfg.redis_timeout_ms);
-    let mut store = Store::new(&opts, Keys::new(&cfg.key_prefix))?;
+    let mut opts = RedisOptions::new(&cfg.redis.redis_url);
+    opts.op_timeout = Duration::from_millis(cfg.redis.redis_timeout_ms);
+    let mut store = Store::new(&opts, Keys::new(&cfg.redis.key_prefix))?;
     store.events_maxlen = cfg.events_maxlen;
     store.jobs_maxlen = cfg.jobs_maxlen;
     let mut own = Vec::new();

@@ -1,6 +1,6 @@
 //! Command-line and environment configuration of `drift-api`.
 
-use drift_core::telemetry::LogFormat;
+use drift_core::telemetry::RedisArgs;
 use drift_core::{Correction, Params};
 use std::path::PathBuf;
 
@@ -14,16 +14,8 @@ pub struct ApiConfig {
     /// Address to listen on.
     #[arg(long, env = "DRIFT_LISTEN", default_value = "127.0.0.1:8000")]
     pub listen: String,
-    /// Redis URL (a password goes in the URL: redis://:PASSWORD@host:6379).
-    #[arg(
-        long,
-        env = "DRIFT_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379"
-    )]
-    pub redis_url: String,
-    /// Prefix of every Redis key, to share one Redis between deployments.
-    #[arg(long, env = "DRIFT_KEY_PREFIX", default_value = "drift")]
-    pub key_prefix: String,
+    #[command(flatten)]
+    pub redis: RedisArgs,
     /// Rows in each feature's rolling window (default monitor).
     #[arg(long, env = "DRIFT_WINDOW", default_value_t = 500)]
     pub window: usize,
@@ -51,9 +43,6 @@ pub struct ApiConfig {
     /// Most rows accepted in one batch (413 above it).
     #[arg(long, env = "DRIFT_MAX_BATCH_ROWS", default_value_t = 10_000)]
     pub max_batch_rows: usize,
-    /// Deadline of one Redis operation; past it the request gets a 503.
-    #[arg(long, env = "DRIFT_REDIS_TIMEOUT_MS", default_value_t = 1500)]
-    pub redis_timeout_ms: u64,
     /// Batches kept on each monitor's events stream.
     #[arg(long, env = "DRIFT_EVENTS_MAXLEN", default_value_t = 1000)]
     pub events_maxlen: u64,
@@ -84,8 +73,6 @@ pub struct ApiConfig {
     /// are superseded by newer jobs by then).
     #[arg(long, env = "DRIFT_JOBS_MAXLEN", default_value_t = 100_000)]
     pub jobs_maxlen: u64,
-    #[arg(long, env = "DRIFT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
 }
 
 /// A value that must never reach a log: its `Debug` is redacted.
@@ -121,8 +108,8 @@ impl ApiConfig {
     pub fn for_redis(url: &str, prefix: &str) -> Self {
         use clap::Parser;
         let mut c = ApiConfig::parse_from(["drift-api"]);
-        c.redis_url = url.to_string();
-        c.key_prefix = prefix.to_string();
+        c.redis.redis_url = url.to_string();
+        c.redis.key_prefix = prefix.to_string();
         c
     }
 }

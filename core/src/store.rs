@@ -240,8 +240,9 @@ pub struct Evaluation {
     pub method: &'static str,
 }
 
-/// One recorded evaluation, from the history stream.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+/// One recorded evaluation, from the history stream (also the wire format of
+/// `GET /v1/monitors/{monitor}/history`, which clients deserialize).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct HistoryEntry {
     /// Stream entry id; pass it back as `after` to page forward.
     pub id: String,
@@ -251,7 +252,9 @@ pub struct HistoryEntry {
     pub statistic: f64,
     pub drifted: bool,
     /// Features flagged right after this evaluation.
+    #[serde(default)]
     pub features_drifting: u64,
+    #[serde(default)]
     pub evaluated_at: f64,
 }
 

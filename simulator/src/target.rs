@@ -50,20 +50,7 @@ struct ParamsView {
     correction: serde_json::Value,
 }
 
-/// One recorded evaluation (`GET /v1/monitors/{m}/history`).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-pub struct HistoryEntry {
-    pub id: String,
-    pub feature: String,
-    pub seq: u64,
-    pub p_value: f64,
-    pub statistic: f64,
-    pub drifted: bool,
-    #[serde(default)]
-    pub features_drifting: u64,
-    #[serde(default)]
-    pub evaluated_at: f64,
-}
+pub use drift_core::store::HistoryEntry;
 
 #[derive(Deserialize)]
 struct HistoryPage {

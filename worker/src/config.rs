@@ -1,7 +1,7 @@
 //! Command line of `drift-worker`: `run` (evaluation worker), `export` (metrics exporter)
 //! and `ks` (the KS engine on a file of cases).
 
-use drift_core::telemetry::LogFormat;
+use drift_core::telemetry::RedisArgs;
 use std::path::PathBuf;
 
 #[derive(clap::Parser, Debug)]
@@ -23,25 +23,6 @@ pub enum Command {
     Export(ExporterConfig),
     /// Run two-sample KS tests on a JSON file of cases (scipy's ks_2samp semantics).
     Ks(KsArgs),
-}
-
-#[derive(clap::Args, Clone, Debug)]
-pub struct RedisArgs {
-    /// Redis URL (a password goes in the URL: redis://:PASSWORD@host:6379).
-    #[arg(
-        long,
-        env = "DRIFT_REDIS_URL",
-        default_value = "redis://127.0.0.1:6379"
-    )]
-    pub redis_url: String,
-    /// Prefix of every Redis key.
-    #[arg(long, env = "DRIFT_KEY_PREFIX", default_value = "drift")]
-    pub key_prefix: String,
-    /// Deadline of one Redis operation.
-    #[arg(long, env = "DRIFT_REDIS_TIMEOUT_MS", default_value_t = 1500)]
-    pub redis_timeout_ms: u64,
-    #[arg(long, env = "DRIFT_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
 }
 
 #[derive(clap::Args, Clone, Debug)]
