@@ -99,6 +99,7 @@ fn sigterm_under_load_keeps_every_acknowledged_row() {
         "accepted {accepted}, refused {other}"
     );
     let stored = redis.cmd(&["GET", "s:{breast_cancer}:seq"]);
+    println!("sigterm: rows acknowledged {accepted}, stored {stored}; requests refused after shutdown {other}");
     assert_eq!(
         stored,
         accepted.to_string(),

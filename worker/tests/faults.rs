@@ -19,6 +19,18 @@ fn small(c: &mut drift_api::ApiConfig) {
     c.stride = 10;
 }
 
+/// Worker processes, killed when the test ends, even when it fails.
+struct Workers(Vec<Child>);
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        for w in &mut self.0 {
+            let _ = w.kill();
+            let _ = w.wait();
+        }
+    }
+}
+
 fn spawn_worker(url: &str) -> Child {
     let port = drift_testkit::free_port();
     Command::new(env!("CARGO_BIN_EXE_drift-worker"))
@@ -43,6 +55,7 @@ fn load(
     api: String,
     tasks: u64,
     stop: Arc<AtomicBool>,
+    pace: Duration,
 ) -> (
     Arc<AtomicU64>,
     Arc<AtomicU64>,
@@ -79,7 +92,7 @@ fn load(
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                     }
-                    tokio::time::sleep(Duration::from_millis(5)).await;
+                    tokio::time::sleep(pace).await;
                 }
             })
         })
@@ -89,7 +102,7 @@ fn load(
 
 /// Waits until every job is accounted for: the final boundary evaluated for every feature,
 /// evaluated + stale == rounds * features, nothing pending, no boundary evaluated twice.
-async fn assert_settled(redis: &RedisServer, api: &str, rows: u64) {
+async fn assert_settled(redis: &RedisServer, api: &str, rows: u64) -> serde_json::Value {
     let client = reqwest::Client::new();
     let view = wait_evaluated(&client, api, rows, Duration::from_secs(60)).await;
     let settled = drift_testkit::eventually(Duration::from_secs(30), || {
@@ -109,40 +122,59 @@ async fn assert_settled(redis: &RedisServer, api: &str, rows: u64) {
         )
     });
     let h = history(redis, P);
+    println!(
+        "faults: settled: rounds {} x 30 features = evaluated {} + stale {}; pending {}",
+        c["rounds"],
+        c["evaluations"],
+        c["stale"],
+        pending(redis, P)
+    );
     assert_eq!(h.len() as u64, c["evaluations"].as_u64().unwrap());
     let unique: HashSet<_> = h.iter().collect();
     assert_eq!(unique.len(), h.len(), "a boundary was evaluated twice");
     assert_eq!(c["dead_letters"], 0);
+    c
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_killed_at_random_lose_nothing_and_repeat_nothing() {
     let redis = RedisServer::start();
     let url = redis.url();
-    let a = api(&url, P, small).await;
-    let mut workers: Vec<Child> = (0..3).map(|_| spawn_worker(&url)).collect();
+    // Paced so that workers evaluate many boundaries (not only skip superseded ones):
+    // that is what exercises "never evaluated twice" while workers die mid-job.
+    let a = api(&url, P, |c| {
+        c.window = 100;
+        c.stride = 50;
+    })
+    .await;
+    let mut workers = Workers((0..3).map(|_| spawn_worker(&url)).collect());
     let stop = Arc::new(AtomicBool::new(false));
-    let (accepted, _failed, handles) = load(a.url(), 4, stop.clone());
+    let (accepted, _failed, handles) = load(a.url(), 4, stop.clone(), Duration::from_millis(40));
     let mut kills = 0;
     let mut seed = 12345u64;
     let start = Instant::now();
     while start.elapsed() < Duration::from_secs(15) {
         tokio::time::sleep(Duration::from_millis(1500)).await;
         seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1);
-        let victim = (seed >> 33) as usize % workers.len();
-        workers[victim].kill().unwrap(); // SIGKILL
-        workers[victim].wait().unwrap();
+        let victim = (seed >> 33) as usize % workers.0.len();
+        workers.0[victim].kill().unwrap(); // SIGKILL
+        workers.0[victim].wait().unwrap();
         kills += 1;
-        workers[victim] = spawn_worker(&url);
+        workers.0[victim] = spawn_worker(&url);
     }
     stop.store(true, Ordering::Relaxed);
     for h in handles {
         h.await.unwrap();
     }
-    let rows = accepted.load(Ordering::Relaxed) + 10;
+    let rows = accepted.load(Ordering::Relaxed) + 50;
     assert_eq!(
-        final_round(&reqwest::Client::new(), &a.url(), 10).await,
+        final_round(&reqwest::Client::new(), &a.url(), 50).await,
         rows
+    );
+    println!(
+        "faults: {kills} worker SIGKILLs; rows acknowledged {rows}, stored {}; other answers {}",
+        redis.cmd(&["GET", &format!("{P}:{{{MONITOR}}}:seq")]),
+        _failed.load(Ordering::Relaxed)
     );
     assert!(kills >= 8, "only {kills} kills");
     assert_eq!(
@@ -150,11 +182,12 @@ async fn workers_killed_at_random_lose_nothing_and_repeat_nothing() {
         rows.to_string(),
         "rows acknowledged with 202 != rows stored"
     );
-    assert_settled(&redis, &a.url(), rows).await;
-    for mut w in workers {
-        let _ = w.kill();
-        let _ = w.wait();
-    }
+    let c = assert_settled(&redis, &a.url(), rows).await;
+    assert!(
+        c["evaluations"].as_u64() >= Some(300),
+        "too few evaluations to exercise double work: {c}"
+    );
+    drop(workers);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -166,7 +199,7 @@ async fn redis_restart_under_load_keeps_acknowledged_rows_and_counters() {
     let _w2 = worker(&url, P, |c| c.claim_idle_ms = 500).await;
     let e = exporter(&url, P).await;
     let stop = Arc::new(AtomicBool::new(false));
-    let (accepted, failed, handles) = load(a.url(), 3, stop.clone());
+    let (accepted, failed, handles) = load(a.url(), 3, stop.clone(), Duration::from_millis(5));
     tokio::time::sleep(Duration::from_secs(3)).await;
     let client = reqwest::Client::new();
     let before = monitor(&client, &a.url()).await;
@@ -190,6 +223,10 @@ async fn redis_restart_under_load_keeps_acknowledged_rows_and_counters() {
     assert_eq!(seq, rows.to_string(), "acknowledged rows lost");
     let len = redis.cmd(&["LLEN", &format!("{P}:{{{MONITOR}}}:win:mean_radius")]);
     assert_eq!(len, "60", "window not kept (window + stride)");
+    println!(
+        "faults: Redis restarted under load; rows acknowledged {rows}, stored {seq}; requests refused while down {}",
+        failed.load(Ordering::Relaxed)
+    );
     assert_settled(&redis, &a.url(), rows).await;
     let after = monitor(&client, &a.url()).await;
     for k in ["rounds", "evaluations"] {
