@@ -237,12 +237,7 @@ async fn redis_restart_under_load_keeps_acknowledged_rows_and_counters() {
             after["counters"]
         );
     }
-    let text = reqwest::get(format!("{}/metrics", e.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = e.metrics().await;
     assert!(text.contains("drift_redis_up 1"));
     assert!(
         text.contains(&format!(
@@ -279,12 +274,7 @@ async fn frozen_redis_gives_503_within_2s_and_everything_recovers() {
         assert_eq!(body["error"]["code"], "redis_unavailable");
     }
     let t = Instant::now();
-    let text = reqwest::get(format!("{}/metrics", e.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = e.metrics().await;
     assert!(t.elapsed() < Duration::from_secs(4), "scrape hung");
     assert!(text.contains("drift_redis_up 0"));
     redis.resume();
@@ -323,12 +313,7 @@ async fn backlog_is_capped_visible_and_workers_catch_up() {
         .parse()
         .unwrap();
     assert!(len < 1200, "jobs stream not capped: {len}");
-    let text = reqwest::get(format!("{}/metrics", e.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = e.metrics().await;
     let lag: f64 = text
         .lines()
         .find(|l| l.starts_with("drift_jobs_pending{"))
@@ -345,12 +330,7 @@ async fn backlog_is_capped_visible_and_workers_catch_up() {
     })
     .await;
     assert!(drained.is_some());
-    let text = reqwest::get(format!("{}/metrics", e.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = e.metrics().await;
     assert!(
         text.contains(&format!("drift_jobs_pending{{monitor=\"{MONITOR}\"}} 0")),
         "{text}"

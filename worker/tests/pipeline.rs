@@ -122,12 +122,7 @@ async fn concurrent_ingest_evaluates_each_boundary_once_and_loses_none() {
     let processed: f64 = {
         let mut sum = 0.0;
         for w in &workers {
-            let text = reqwest::get(format!("{}/metrics", w.url()))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap();
+            let text = w.metrics().await;
             for line in text.lines() {
                 if line.starts_with("drift_worker_jobs_total{outcome=\"evaluated\"}") {
                     sum += line.rsplit(' ').next().unwrap().parse::<f64>().unwrap();
@@ -270,12 +265,7 @@ async fn redis_restart_gives_503_then_recovers_without_restarting_anything() {
         .await
         .unwrap();
     assert_eq!(health.status(), 200);
-    let text = reqwest::get(format!("{}/metrics", e.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = e.metrics().await;
     assert!(text.contains("drift_redis_up 0"), "{text}");
     assert!(!text.contains("drift_feature_p_value"), "{text}");
 
@@ -298,12 +288,7 @@ async fn redis_restart_gives_503_then_recovers_without_restarting_anything() {
         accepted += 100;
     }
     wait_evaluated(&client, &a.url(), accepted, Duration::from_secs(30)).await;
-    let text = reqwest::get(format!("{}/metrics", e.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = e.metrics().await;
     assert!(text.contains("drift_redis_up 1"), "{text}");
     assert!(
         text.contains("drift_feature_p_value{feature=\"mean_radius\",monitor=\"breast_cancer\"}"),
@@ -331,18 +316,8 @@ async fn exporter_publishes_one_series_per_feature_with_global_counters() {
     wait_evaluated(&client, &a.url(), 600, Duration::from_secs(20)).await;
     let e1 = exporter(&url, P).await;
     let e2 = exporter(&url, P).await;
-    let t1 = reqwest::get(format!("{}/metrics", e1.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    let t2 = reqwest::get(format!("{}/metrics", e2.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let t1 = e1.metrics().await;
+    let t2 = e2.metrics().await;
     let series = |t: &str, name: &str| {
         t.lines()
             .filter(|l| l.starts_with(&format!("{name}{{")))
@@ -438,24 +413,14 @@ async fn failing_and_poison_jobs_go_to_the_dead_letter_stream() {
     assert_eq!(view["counters"]["dead_letters"], 2);
     assert!(view["results"]["mean_area"].is_null());
     assert_eq!(view["results"]["mean_radius"]["seq"], 500);
-    let text = reqwest::get(format!("{}/metrics", e.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = e.metrics().await;
     assert!(
         text.contains(&format!(
             "drift_jobs_dead_letter_total{{monitor=\"{MONITOR}\"}} 2"
         )),
         "{text}"
     );
-    let wm = reqwest::get(format!("{}/metrics", w.url()))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let wm = w.metrics().await;
     assert!(
         wm.contains("drift_worker_jobs_total{outcome=\"dead_letter\"} 2"),
         "{wm}"
