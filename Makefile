@@ -15,13 +15,18 @@ test: deps
 	else \
 		$(CARGO) test --workspace --no-fail-fast; \
 	fi
-	@if [ -x scripts/check_config.sh ]; then scripts/check_config.sh; fi
+	python3 -m pytest -q -p no:cacheprovider tests/config
 	@$(MAKE) --no-print-directory stack-test
 
-## The whole stack on loopback (redis, 3 APIs behind NGINX, workers, exporter, Prometheus,
-## Locust through the gateway): tests/stack/test_stack.py, about 40 s.
+## The deployment configs without Docker (compose and dashboard structure, promtool on the
+## Prometheus configs, rules and dashboard PromQL, nginx -t): tests/config, about 1 s.
+check-config:
+	python3 -m pytest -q -p no:cacheprovider tests/config
+
+## The whole stack on loopback, brought up by drift-stack (redis, 3 APIs behind NGINX,
+## workers, exporter, Prometheus; Locust through the gateway): tests/stack/test_stack.py.
 stack-test:
-	$(CARGO) build -p drift-api -p drift-worker
+	$(CARGO) build -p drift-testkit --bin drift-stack
 	DRIFT_BIN_DIR="$${CARGO_TARGET_DIR:-target}/debug" python3 -m pytest -q -p no:cacheprovider tests/stack
 
 lint:

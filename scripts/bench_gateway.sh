@@ -22,7 +22,9 @@
 #   POINTS [all]                all | gateway | direct: which points to run
 #   SKIP_BUILD [0]              1: use the existing release binaries
 #   BIN_DIR [${CARGO_TARGET_DIR:-target}/release]
-# Needs: wrk, nginx (nginx-light), redis-server, redis-cli, curl, python3.
+# The request body is one reference row, printed by drift-sim's ingest_body example
+# (built with the binaries; with SKIP_BUILD=1 it must be in $BIN_DIR/examples).
+# Needs: wrk, nginx (nginx-light), redis-server, curl, python3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
@@ -34,13 +36,14 @@ NWORKERS=${WORKERS:-0}
 POINTS=${POINTS:-all}
 BIN_DIR=${BIN_DIR:-${CARGO_TARGET_DIR:-target}/release}
 NGINX=$(command -v nginx || echo /usr/sbin/nginx)
-for b in wrk redis-server redis-cli curl python3 "$NGINX"; do
+for b in wrk redis-server curl python3 "$NGINX"; do
   command -v "$b" >/dev/null || { echo "missing $b (apt-get install -y wrk nginx-light redis-server curl)" >&2; exit 1; }
 done
 if [ "${SKIP_BUILD:-0}" != 1 ]; then
   cargo build --release -q -p drift-api -p drift-worker
+  cargo build --release -q -p drift-sim --example ingest_body
 fi
-for b in drift-api drift-worker; do
+for b in drift-api drift-worker examples/ingest_body; do
   [ -x "$BIN_DIR/$b" ] || { echo "$BIN_DIR/$b not found" >&2; exit 1; }
 done
 
@@ -70,7 +73,9 @@ redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no \
   --logfile "$WORK/logs/redis.log" --daemonize no >/dev/null 2>&1 &
 REDIS_PID=$!
 PIDS+=("$REDIS_PID")
-for _ in $(seq 100); do [ "$(redis-cli -p "$RPORT" ping 2>/dev/null)" = PONG ] && break; sleep 0.05; done
+# Listening is enough here: each API's /readyz below answers once it has registered its
+# monitors in this Redis.
+for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$RPORT") 2>/dev/null && break; sleep 0.05; done
 REDIS="redis://127.0.0.1:$RPORT"
 
 export RUST_LOG=${RUST_LOG:-warn}
@@ -108,7 +113,7 @@ PIDS+=("$NGINX_PID")
 wait_http "http://127.0.0.1:$GPORT/healthz"
 
 # ---- request bodies (one reference row) and wrk scripts
-python3 scripts/bench_ingest_body.py 1 >"$WORK/row.json"
+"$BIN_DIR/examples/ingest_body" 1 >"$WORK/row.json"
 cat >"$WORK/post.lua" <<LUA
 local f = io.open("$WORK/row.json", "rb")
 wrk.method = "POST"

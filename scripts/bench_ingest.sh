@@ -1,69 +1,102 @@
 #!/usr/bin/env bash
 # Ingest throughput of one drift-api on a local Redis, next to the ceiling of Redis itself
-# for the same command pattern (the ingest script, EVALSHA, piped with redis-cli --pipe),
-# measured in the same run. Needs: wrk, redis-server, redis-cli, python3.
-#   scripts/bench_ingest.sh [seconds-per-point]
+# for the same work, measured in the same run: the ceiling is the API's own typed call
+# (Store::ingest, store/examples/ingest_ceiling.rs) issued back to back by CONNS tasks,
+# without HTTP and JSON. The request body is drift-sim's ingest_body example (BATCH rows
+# of the embedded reference). Every point starts on a fresh, empty redis-server.
+#   scripts/bench_ingest.sh [seconds-per-point]      (default 10)
+# Settings (environment): CONNS [16] (wrk connections = ceiling tasks), BATCHES ["1 10 100"].
+# Needs: wrk, redis-server, curl, python3, cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DUR=${1:-10}
 CONNS=${CONNS:-16}
-for b in wrk redis-server redis-cli python3; do
-  command -v "$b" >/dev/null || { echo "missing $b (apt-get install -y wrk redis-server)" >&2; exit 1; }
+read -r -a BATCHES <<<"${BATCHES:-1 10 100}"
+for b in wrk redis-server curl python3 cargo; do
+  command -v "$b" >/dev/null || { echo "missing $b (apt-get install -y wrk redis-server curl)" >&2; exit 1; }
 done
+BIN_DIR=${CARGO_TARGET_DIR:-target}/release
 cargo build --release -q -p drift-api
+cargo build --release -q -p drift-store --example ingest_ceiling
+cargo build --release -q -p drift-sim --example ingest_body
 WORK=$(mktemp -d)
-RPORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-APORT=$(python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])')
-cleanup() { kill "${API_PID:-}" 2>/dev/null || true; redis-cli -p "$RPORT" shutdown nosave >/dev/null 2>&1 || true; rm -rf "$WORK"; }
-trap cleanup EXIT
-redis-server --port "$RPORT" --save "" --appendonly no --daemonize yes --logfile "$WORK/redis.log" >/dev/null
-sleep 0.3
-start_api() {
-  redis-cli -p "$RPORT" flushall >/dev/null
-  RUST_LOG=warn target/release/drift-api --listen "127.0.0.1:$APORT" --redis-url "redis://127.0.0.1:$RPORT" &
-  API_PID=$!
-  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$APORT/readyz" >/dev/null && break; sleep 0.05; done
-  for _ in $(seq 100); do [ "$(redis-cli -p "$RPORT" exists 'drift:{breast_cancer}:config')" = 1 ] && break; sleep 0.05; done
+API_PID=""
+REDIS_PID=""
+cleanup() {
+  stop_api
+  stop_redis
+  rm -rf "$WORK"
 }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# Each ends the process this script started (if any) and waits for it.
+stop_api() { [ -z "$API_PID" ] || { kill "$API_PID" 2>/dev/null || true; wait "$API_PID" 2>/dev/null || true; }; API_PID=""; }
+stop_redis() { [ -z "$REDIS_PID" ] || { kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; }; REDIS_PID=""; }
+# start_redis: a fresh, empty redis-server on a free port (REDIS_PID, RPORT).
+start_redis() {
+  RPORT=$(port)
+  redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no \
+    --logfile "$WORK/redis.log" --daemonize no >/dev/null 2>&1 &
+  REDIS_PID=$!
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$RPORT") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "redis-server did not listen on $RPORT" >&2; cat "$WORK/redis.log" >&2; exit 1
+}
+# start_api: one drift-api on the current Redis; /readyz answers once its monitors
+# (the default one included) are registered.
+start_api() {
+  APORT=$(port)
+  RUST_LOG=warn "$BIN_DIR/drift-api" --listen "127.0.0.1:$APORT" --redis-url "redis://127.0.0.1:$RPORT" &
+  API_PID=$!
+  for _ in $(seq 200); do curl -sf -o /dev/null "http://127.0.0.1:$APORT/readyz" && return 0; sleep 0.05; done
+  echo "drift-api did not become ready" >&2; exit 1
+}
+ms() { # wrk latency (e.g. 812.00us, 3.21ms, 1.02s) -> ms
+  python3 -c '
+import sys
+s = sys.argv[1]
+for suf, k in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
+    if s.endswith(suf):
+        print(f"{float(s[:-len(suf)]) * k:.2f}"); break
+else:
+    print(s)' "$1"
+}
+
 printf '%-6s %14s %14s %10s %10s %16s %8s\n' batch api_rows/s api_req/s p50_ms p99_ms redis_rows/s ratio
-for BATCH in 1 10 100; do
-  python3 scripts/bench_ingest_body.py "$BATCH" > "$WORK/body.json"
-  cat > "$WORK/post.lua" <<LUA
+for BATCH in "${BATCHES[@]}"; do
+  "$BIN_DIR/examples/ingest_body" "$BATCH" >"$WORK/body.json"
+  cat >"$WORK/post.lua" <<LUA
 local f = io.open("$WORK/body.json", "rb")
 wrk.method = "POST"
 wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
 LUA
+  start_redis
   start_api
   OUT=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$APORT/v1/monitors/breast_cancer/rows")
-  kill "$API_PID"; wait "$API_PID" 2>/dev/null || true
+  stop_api
+  stop_redis
   RPS=$(echo "$OUT" | awk '/Requests\/sec/ {print $2}')
-  P50=$(echo "$OUT" | awk '$1=="50%" {print $2}')
-  P99=$(echo "$OUT" | awk '$1=="99%" {print $2}')
-  NON2XX=$(echo "$OUT" | awk '/Non-2xx/ {print $5}')
+  P50=$(ms "$(echo "$OUT" | awk '$1=="50%" {print $2}')")
+  P99=$(ms "$(echo "$OUT" | awk '$1=="99%" {print $2}')")
+  NON2XX=$(echo "$OUT" | awk '/Non-2xx/ {print $NF}')
   [ -n "$NON2XX" ] && echo "warning: $NON2XX non-2xx responses at batch $BATCH" >&2
-  # Ceiling: the same script call, back to back, on the same Redis.
-  start_api; kill "$API_PID"; wait "$API_PID" 2>/dev/null || true
-  VERSION=$(redis-cli -p "$RPORT" hget 'drift:{breast_cancer}:config' version)
-  SHA=$(redis-cli -p "$RPORT" script load "$(cat core/src/scripts/ingest.lua)")
-  N=$(( 400000 / BATCH )); [ "$N" -gt 50000 ] && N=50000
-  python3 scripts/bench_ingest_body.py "$BATCH" --resp "$SHA" "$VERSION" "$N" > "$WORK/cmds.resp"
-  T0=$(date +%s.%N)
-  redis-cli -p "$RPORT" --pipe < "$WORK/cmds.resp" > "$WORK/pipe.out"
-  T1=$(date +%s.%N)
-  grep -q "errors: 0" "$WORK/pipe.out" || { cat "$WORK/pipe.out" >&2; exit 1; }
-  python3 - "$BATCH" "$RPS" "$P50" "$P99" "$N" "$T0" "$T1" <<'PY'
+  # Ceiling: the same call, back to back, on a fresh Redis of its own.
+  start_redis
+  CEIL=$("$BIN_DIR/examples/ingest_ceiling" --redis-url "redis://127.0.0.1:$RPORT" \
+    --batch "$BATCH" --seconds "$DUR" --concurrency "$CONNS")
+  stop_redis
+  RROWS=$(echo "$CEIL" | sed -n 's/^rows_per_s=\([0-9.]*\) .*/\1/p')
+  [ -n "$RROWS" ] || { echo "ingest_ceiling printed: $CEIL" >&2; exit 1; }
+  python3 -c '
 import sys
-b, rps, p50, p99, n, t0, t1 = sys.argv[1:]
-def ms(s):
-    for suf, k in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
-        if s.endswith(suf):
-            return float(s[: -len(suf)]) * k
-    return float(s)
-b = int(b); rps = float(rps)
-ceiling = int(n) * b / (float(t1) - float(t0))
-print(f"{b:<6} {rps*b:14.0f} {rps:14.0f} {ms(p50):10.2f} {ms(p99):10.2f} {ceiling:16.0f} {rps*b/ceiling:8.2f}")
-PY
+b, rps, p50, p99, ceiling = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])
+print(f"{b:<6} {rps*b:14.0f} {rps:14.0f} {p50:>10} {p99:>10} {ceiling:16.0f} {rps*b/ceiling:8.2f}")' \
+    "$BATCH" "$RPS" "$P50" "$P99" "$RROWS"
 done
-echo "(wrk -t1 -c$CONNS -d${DUR}s per point; $(nproc) cores shared by wrk, drift-api and redis-server)"
+echo "(wrk -t1 -c$CONNS -d${DUR}s per point, ceiling with $CONNS tasks; $(nproc) cores shared by wrk or ingest_ceiling, drift-api and redis-server)"

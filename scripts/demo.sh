@@ -1,53 +1,54 @@
 #!/usr/bin/env bash
 # End-to-end demo of the drift monitor on loopback, without Docker (`make demo`).
 #
+# The stack is brought up by drift-stack (testkit/src/bin/drift-stack.rs), the same
+# launcher the full-stack test uses:
 #   redis-server -> 3 x drift-api -> nginx gateway (local.conf.template)
 #                -> 2 x drift-worker run, 1 x drift-worker export -> prometheus (+ alerts)
-# then streams rows without drift, then with drift on mean_radius (drift-sim when it is
-# built, else scripts/stream.py), and prints what the monitor, Prometheus and the alerts
-# say. Everything it started is stopped on exit (Ctrl-C included).
+# then the demo streams rows without drift, then with drift on mean_radius (drift-sim),
+# and prints what the monitor, Prometheus and the alerts say. Everything it started is
+# stopped on exit (Ctrl-C included).
 #
 # Settings (environment; defaults in brackets):
-#   DEMO_HOST [127.0.0.1]              address everything listens on
-#   DEMO_REDIS_PORT [16379]
-#   DEMO_API_PORTS ["18001 18002 18003"]     one drift-api replica per port
-#   DEMO_WORKER_PORTS ["19111 19112"]        one drift-worker run per port
-#   DEMO_EXPORTER_PORT [19102]
-#   DEMO_GATEWAY_PORT [8002]           nginx
-#   DEMO_PROMETHEUS_PORT [9090]
-#   DEMO_KEY_PREFIX [drift]            DRIFT_KEY_PREFIX of every program
+#   DEMO_GATEWAY_PORT [8002]           nginx, on 127.0.0.1 (0: a free port)
+#   DEMO_PROMETHEUS_PORT [9090]        Prometheus, on 127.0.0.1 (0: a free port)
+#   DEMO_APIS [3]                      drift-api replicas behind the gateway
+#   DEMO_WORKERS [2]                   drift-worker run instances
+#   DEMO_KEY_PREFIX [drift]            Redis key prefix of every service
+#   DEMO_WINDOW [$DRIFT_WINDOW or 500] DEMO_STRIDE [$DRIFT_STRIDE or 100]
+#                                      rolling window and stride of the default monitor
 #   DEMO_MONITOR [breast_cancer]
 #   DEMO_ROWS [3000]                   rows per phase (no drift, then drift)
 #   DEMO_RATE [1000] DEMO_BATCH [100]  rows/s and rows per request of the stream
 #   DEMO_DETECT_TIMEOUT [60]           seconds to wait for the drift to show in Prometheus
-#   DEMO_STREAMER [auto]               auto | sim (drift-sim) | python (scripts/stream.py)
 #   DEMO_SKIP_BUILD [0]                1: do not run cargo, use the binaries in DEMO_BIN_DIR
 #   DEMO_BIN_DIR [${CARGO_TARGET_DIR:-target}/release]
-#   DEMO_WORKDIR [mktemp -d]           logs, rendered configs, data (removed at exit
-#                                      unless DEMO_KEEP_WORKDIR=1 or the demo failed)
+#   DEMO_WORKDIR [mktemp -d]           logs and drift-stack's info (removed at exit
+#                                      unless DEMO_KEEP_WORKDIR=1 or the demo failed; the
+#                                      server logs and configs are then copied there)
 #   DEMO_HOLD [auto]                   1: keep the stack running until Ctrl-C; 0: stop at
 #                                      the end; auto: 1 when stdin is a terminal
 #   DEMO_STRICT [0]                    1: exit 2 unless mean_radius is detected as drifted
 #   DEMO_INSTALL [auto]                auto: apt-get install missing packages when root
-# The programs also see the usual DRIFT_* variables (DRIFT_WINDOW, DRIFT_STRIDE, ...).
+# Redis, the replicas, workers and the exporter get free loopback ports (drift-stack
+# reports them); the services run inside drift-stack with their defaults, so DRIFT_*
+# variables of drift-api/drift-worker other than the window and stride do not apply.
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 
-HOST="${DEMO_HOST:-127.0.0.1}"
-REDIS_PORT="${DEMO_REDIS_PORT:-16379}"
-read -r -a API_PORTS <<<"${DEMO_API_PORTS:-18001 18002 18003}"
-read -r -a WORKER_PORTS <<<"${DEMO_WORKER_PORTS:-19111 19112}"
-EXPORTER_PORT="${DEMO_EXPORTER_PORT:-19102}"
 GATEWAY_PORT="${DEMO_GATEWAY_PORT:-8002}"
 PROM_PORT="${DEMO_PROMETHEUS_PORT:-9090}"
+APIS="${DEMO_APIS:-3}"
+WORKERS="${DEMO_WORKERS:-2}"
 KEY_PREFIX="${DEMO_KEY_PREFIX:-drift}"
+WINDOW="${DEMO_WINDOW:-${DRIFT_WINDOW:-500}}"
+STRIDE="${DEMO_STRIDE:-${DRIFT_STRIDE:-100}}"
 MONITOR="${DEMO_MONITOR:-breast_cancer}"
 ROWS="${DEMO_ROWS:-3000}"
 RATE="${DEMO_RATE:-1000}"
 BATCH="${DEMO_BATCH:-100}"
 DETECT_TIMEOUT="${DEMO_DETECT_TIMEOUT:-60}"
-STREAMER="${DEMO_STREAMER:-auto}"
 BIN_DIR="${DEMO_BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/release}"
 STRICT="${DEMO_STRICT:-0}"
 HOLD="${DEMO_HOLD:-auto}"
@@ -55,44 +56,66 @@ if [ "$HOLD" = auto ]; then
     if [ -t 0 ]; then HOLD=1; else HOLD=0; fi
 fi
 
-GATEWAY="http://$HOST:$GATEWAY_PORT"
-PROM="http://$HOST:$PROM_PORT"
-REDIS_URL="redis://$HOST:$REDIS_PORT"
+# Set from drift-stack's info once it is up.
+GATEWAY=""
+PROM=""
+EXPORTER=""
+STACK_PID=""
+REDIS_PID=""
 
 log() { printf '[demo %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 section() { printf '\n==== %s ====\n' "$*" >&2; }
 
-PIDS=()
-NAMES=()
 WORK=""
 FAILED=0
 CLEANED=0
 
+# Copies the logs and configs of drift-stack's servers into $WORK/logs: drift-stack
+# removes its own directory when it exits.
+keep_server_logs() {
+    [ -f "$WORK/stack.json" ] || return 0
+    python3 - "$WORK/stack.json" "$WORK/logs/servers" <<'PY' || true
+import json, pathlib, shutil, sys
+info = json.load(open(sys.argv[1]))
+dest = pathlib.Path(sys.argv[2])
+dest.mkdir(parents=True, exist_ok=True)
+logs = info.get("logs") or {}
+files = {"nginx-error.log": logs.get("gateway_error"), "redis.log": logs.get("redis"),
+         "prometheus.log": logs.get("prometheus"),
+         "nginx.conf": pathlib.Path(info["gateway_dir"]) / "nginx.conf",
+         "prometheus.yml": pathlib.Path(info["prometheus_dir"]) / "prometheus.yml"}
+for name, f in files.items():
+    if f and pathlib.Path(f).is_file():
+        shutil.copy(f, dest / name)
+PY
+}
+
 cleanup() {
     [ "$CLEANED" = 1 ] && return
     CLEANED=1
-    local i pid
-    if [ "${#PIDS[@]}" -gt 0 ]; then
-        log "stopping ${#PIDS[@]} process(es)"
-        for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
-            kill -TERM "${PIDS[$i]}" 2>/dev/null || true
-        done
-        for _ in $(seq 1 50); do
-            local alive=0
-            for pid in "${PIDS[@]}"; do
-                kill -0 "$pid" 2>/dev/null && alive=1
-            done
-            [ "$alive" = 0 ] && break
+    local keep=0
+    if [ "$FAILED" = 1 ] || [ "${DEMO_KEEP_WORKDIR:-0}" = 1 ]; then keep=1; fi
+    if [ -n "$STACK_PID" ] && kill -0 "$STACK_PID" 2>/dev/null; then
+        [ "$keep" = 1 ] && keep_server_logs
+        log "stopping drift-stack (pid $STACK_PID)"
+        kill -TERM "$STACK_PID" 2>/dev/null || true
+        for _ in $(seq 1 300); do
+            kill -0 "$STACK_PID" 2>/dev/null || break
             sleep 0.1
         done
-        for pid in "${PIDS[@]}"; do
-            kill -KILL "$pid" 2>/dev/null || true
-        done
-        wait 2>/dev/null || true
+        if kill -0 "$STACK_PID" 2>/dev/null; then
+            log "drift-stack did not stop within 30 s; killing it"
+            kill -KILL "$STACK_PID" 2>/dev/null || true
+            # Redis has no parent-death signal (see drift-stack.rs): never leave it behind.
+            [ -n "$REDIS_PID" ] && kill -KILL "$REDIS_PID" 2>/dev/null || true
+        fi
+        local rc=0
+        wait "$STACK_PID" 2>/dev/null || rc=$?
+        [ "$rc" = 0 ] || log "drift-stack exited with status $rc (see $WORK/logs/drift-stack.log)"
     fi
     if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-        if [ "$FAILED" = 1 ] || [ "${DEMO_KEEP_WORKDIR:-0}" = 1 ]; then
-            log "logs and configs kept in $WORK"
+        if [ "$keep" = 1 ]; then
+            log "logs kept in $WORK"
         else
             rm -rf "$WORK"
         fi
@@ -111,53 +134,26 @@ die() {
     exit 1
 }
 
-# Prints the last lines of a program's log (after a failure).
+# Prints the last lines of drift-stack's log (after a failure).
 show_log() {
-    local f="$WORK/logs/$1.log"
+    local f="$WORK/logs/drift-stack.log"
     if [ -f "$f" ]; then
         echo "---- last lines of $f ----" >&2
-        tail -n 20 "$f" >&2
+        tail -n 30 "$f" >&2
     fi
 }
 
-# start NAME COMMAND... : runs COMMAND in the background, output to $WORK/logs/NAME.log
-start() {
-    local name="$1"
-    shift
-    "$@" >"$WORK/logs/$name.log" 2>&1 &
-    PIDS+=("$!")
-    NAMES+=("$name")
-    log "started $name (pid $!)"
-}
-
-pid_of() {
-    local i
-    for i in "${!NAMES[@]}"; do
-        [ "${NAMES[$i]}" = "$1" ] && { echo "${PIDS[$i]}"; return; }
-    done
-}
-
-# wait_http NAME URL [TIMEOUT]: until URL answers 2xx; fails early if NAME exited.
-wait_http() {
-    local name="$1" url="$2" timeout="${3:-60}" pid
-    pid="$(pid_of "$name")"
-    local deadline=$((SECONDS + timeout))
-    until curl -fsS -o /dev/null --max-time 2 "$url" 2>/dev/null; do
-        if [ -n "$pid" ] && ! kill -0 "$pid" 2>/dev/null; then
-            show_log "$name"
-            die "$name exited before $url answered"
-        fi
-        if [ "$SECONDS" -ge "$deadline" ]; then
-            show_log "$name"
-            die "$name: $url did not answer 2xx within ${timeout}s"
-        fi
-        sleep 0.3
-    done
-    log "$name ready ($url)"
-}
-
 port_free() {
-    ! (exec 3<>"/dev/tcp/$HOST/$1") 2>/dev/null
+    ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
+}
+
+# info KEY: a value of drift-stack's info file (lists joined by spaces).
+info() {
+    python3 -c '
+import json, sys
+v = json.load(open(sys.argv[1]))[sys.argv[2]]
+print(" ".join(map(str, v)) if isinstance(v, list) else v)
+' "$WORK/stack.json" "$1"
 }
 
 # prom_query EXPR: prints one line per result series "labels value" (empty if none).
@@ -212,6 +208,12 @@ for f, r in rows[:8]:
 }
 
 # ---------------------------------------------------------------- tools
+for var in DEMO_HOST DEMO_REDIS_PORT DEMO_API_PORTS DEMO_WORKER_PORTS DEMO_EXPORTER_PORT; do
+    if [ -n "${!var:-}" ]; then
+        log "$var is ignored: drift-stack listens on 127.0.0.1 and picks free ports for redis," \
+            "the replicas, workers and exporter (DEMO_APIS / DEMO_WORKERS set how many)"
+    fi
+done
 need_pkgs=()
 command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1 || need_pkgs+=(redis-server)
 command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || need_pkgs+=(nginx-light)
@@ -232,127 +234,73 @@ if [ "${#need_pkgs[@]}" -gt 0 ]; then
         die "missing ${need_pkgs[*]}; install with: sudo $cmd"
     fi
 fi
-NGINX="$(command -v nginx || echo /usr/sbin/nginx)"
 
-for port in "$REDIS_PORT" "${API_PORTS[@]}" "${WORKER_PORTS[@]}" "$EXPORTER_PORT" "$GATEWAY_PORT" "$PROM_PORT"; do
-    port_free "$port" || die "port $HOST:$port is already in use (a system prometheus or nginx service? change the DEMO_*_PORT settings)"
+for port in "$GATEWAY_PORT" "$PROM_PORT"; do
+    [ "$port" = 0 ] && continue
+    port_free "$port" || die "port 127.0.0.1:$port is already in use (a system prometheus or nginx service? change DEMO_GATEWAY_PORT / DEMO_PROMETHEUS_PORT)"
 done
-[ "${#API_PORTS[@]}" -ge 1 ] || die "DEMO_API_PORTS is empty"
-[ "${#WORKER_PORTS[@]}" -ge 1 ] || die "DEMO_WORKER_PORTS is empty"
+[ "$APIS" -ge 1 ] 2>/dev/null || die "DEMO_APIS must be at least 1"
 
 # ---------------------------------------------------------------- build
 section "build"
 if [ "${DEMO_SKIP_BUILD:-0}" != 1 ]; then
     command -v cargo >/dev/null 2>&1 || die "cargo not found (or set DEMO_SKIP_BUILD=1 and DEMO_BIN_DIR)"
-    (cd "$ROOT" && cargo build --release -p drift-api -p drift-worker) || die "cargo build of drift-api/drift-worker failed"
-    if [ "$STREAMER" != python ]; then
-        (cd "$ROOT" && cargo build --release -p drift-sim) ||
-            log "drift-sim did not build; the stream falls back to scripts/stream.py"
-    fi
+    (cd "$ROOT" && cargo build --release -p drift-testkit -p drift-sim --bin drift-stack --bin drift-sim) ||
+        die "cargo build of drift-stack/drift-sim failed"
 else
     log "DEMO_SKIP_BUILD=1: using binaries in $BIN_DIR"
 fi
-for b in drift-api drift-worker; do
+for b in drift-stack drift-sim; do
     [ -x "$BIN_DIR/$b" ] || die "$BIN_DIR/$b not found"
 done
-USE_SIM=0
-if [ "$STREAMER" != python ] && [ -x "$BIN_DIR/drift-sim" ] &&
-    "$BIN_DIR/drift-sim" --help 2>/dev/null | grep -q -- '--target'; then
-    USE_SIM=1
-elif [ "$STREAMER" = sim ]; then
-    die "DEMO_STREAMER=sim but $BIN_DIR/drift-sim is missing or has no --target flag"
-fi
 
 # ---------------------------------------------------------------- work dir
 WORK="${DEMO_WORKDIR:-$(mktemp -d "${TMPDIR:-/tmp}/drift-demo.XXXXXX")}"
-mkdir -p "$WORK/logs" "$WORK/redis" "$WORK/nginx" "$WORK/prometheus/data"
-# nginx started as root runs its workers as nobody: they must reach the temp dirs.
-chmod 755 "$WORK" "$WORK/nginx"
+mkdir -p "$WORK/logs"
+# drift-stack's directories live under this one (TMPDIR below); nginx started as root
+# runs its workers as nobody, who must be able to traverse it.
+chmod 755 "$WORK"
+rm -f "$WORK/stack.json"
 log "work dir $WORK"
 
-# Every program runs from the checkout so that data/breast_cancer.csv resolves.
-cd "$ROOT"
-
-# ---------------------------------------------------------------- redis
+# ---------------------------------------------------------------- start
 section "start"
-start redis redis-server --bind "$HOST" --port "$REDIS_PORT" --save "" --appendonly no \
-    --dir "$WORK/redis" --daemonize no --logfile ""
-deadline=$((SECONDS + 20))
-until [ "$(redis-cli -h "$HOST" -p "$REDIS_PORT" ping 2>/dev/null)" = PONG ]; do
-    [ "$SECONDS" -lt "$deadline" ] || { show_log redis; die "redis-server did not start"; }
-    sleep 0.2
+# Its own session: a Ctrl-C reaches this script only, whose exit trap then stops the stack
+# in order (SIGTERM: replicas first, so buffered rows flush), not every server at once.
+SETSID=()
+if command -v setsid >/dev/null 2>&1; then SETSID=(setsid); fi
+TMPDIR="$WORK" RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 DRIFT_LOG_FORMAT="${DRIFT_LOG_FORMAT:-text}" \
+    "${SETSID[@]}" "$BIN_DIR/drift-stack" --apis "$APIS" --workers "$WORKERS" \
+    --window "$WINDOW" --stride "$STRIDE" --key-prefix "$KEY_PREFIX" \
+    --gateway-port "$GATEWAY_PORT" --prometheus-port "$PROM_PORT" \
+    --info "$WORK/stack.json" >"$WORK/logs/drift-stack.log" 2>&1 </dev/null &
+STACK_PID=$!
+log "started drift-stack (pid $STACK_PID, log $WORK/logs/drift-stack.log)"
+deadline=$((SECONDS + 180))
+until [ -f "$WORK/stack.json" ]; do
+    if ! kill -0 "$STACK_PID" 2>/dev/null; then
+        show_log
+        die "drift-stack exited before the stack was up"
+    fi
+    if [ "$SECONDS" -ge "$deadline" ]; then
+        show_log
+        die "the stack was not up within 180 s"
+    fi
+    sleep 0.3
 done
-log "redis ready ($REDIS_URL)"
-
-export DRIFT_REDIS_URL="$REDIS_URL" DRIFT_KEY_PREFIX="$KEY_PREFIX" DRIFT_LOG_FORMAT="${DRIFT_LOG_FORMAT:-text}"
-export RUST_LOG="${RUST_LOG:-info}"
-
-# ---------------------------------------------------------------- API replicas
-i=0
-for port in "${API_PORTS[@]}"; do
-    i=$((i + 1))
-    start "api-$i" env DRIFT_LISTEN="$HOST:$port" "$BIN_DIR/drift-api"
-done
-i=0
-for port in "${API_PORTS[@]}"; do
-    i=$((i + 1))
-    wait_http "api-$i" "http://$HOST:$port/readyz" 60
-done
-
-# ---------------------------------------------------------------- workers and exporter
-i=0
-for port in "${WORKER_PORTS[@]}"; do
-    i=$((i + 1))
-    start "worker-$i" env DRIFT_LISTEN="$HOST:$port" DRIFT_CONSUMER="demo-worker-$i" "$BIN_DIR/drift-worker" run
-done
-start exporter env DRIFT_LISTEN="$HOST:$EXPORTER_PORT" "$BIN_DIR/drift-worker" export
-i=0
-for port in "${WORKER_PORTS[@]}"; do
-    i=$((i + 1))
-    wait_http "worker-$i" "http://$HOST:$port/healthz" 30
-done
-wait_http exporter "http://$HOST:$EXPORTER_PORT/healthz" 30
-
-# ---------------------------------------------------------------- gateway
-upstreams=""
-for port in "${API_PORTS[@]}"; do
-    upstreams+="server $HOST:$port max_fails=1 fail_timeout=2s; "
-done
-sed -e "s#@LISTEN@#$HOST:$GATEWAY_PORT#g" \
-    -e "s#@UPSTREAMS@#$upstreams#g" \
-    -e "s#@PREFIX@#$WORK/nginx#g" \
-    -e "s#@LOCATIONS@#$ROOT/nginx/gateway-locations.conf#g" \
-    "$ROOT/nginx/local.conf.template" >"$WORK/nginx/nginx.conf"
-"$NGINX" -t -q -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf" ||
-    die "nginx rejected $WORK/nginx/nginx.conf"
-start nginx "$NGINX" -p "$WORK/nginx" -e "$WORK/nginx/error.log" -c "$WORK/nginx/nginx.conf"
-wait_http nginx "$GATEWAY/healthz" 20
-
-# ---------------------------------------------------------------- prometheus
-yaml_list() {
-    local out="" p
-    for p in "$@"; do out+="${out:+, }\"$HOST:$p\""; done
-    printf '[%s]' "$out"
-}
-sed -e "s#@EXPORTER@#$(yaml_list "$EXPORTER_PORT")#g" \
-    -e "s#@APIS@#$(yaml_list "${API_PORTS[@]}")#g" \
-    -e "s#@WORKERS@#$(yaml_list "${WORKER_PORTS[@]}")#g" \
-    -e "s#@RULES@#$ROOT/prometheus/alerts.yml#g" \
-    "$ROOT/prometheus/local.yml.template" >"$WORK/prometheus/prometheus.yml"
-start prometheus prometheus --config.file="$WORK/prometheus/prometheus.yml" \
-    --storage.tsdb.path="$WORK/prometheus/data" --web.listen-address="$HOST:$PROM_PORT" \
-    --log.level=warn
-wait_http prometheus "$PROM/-/ready" 30
+GATEWAY="$(info gateway_url)"
+PROM="$(info prometheus_url)"
+EXPORTER="$(info exporter_url)"
+REDIS_PID="$(info redis_pid)"
+grep -m1 '^drift-stack: up' "$WORK/logs/drift-stack.log" >&2 || true
+log "APIs: $(info api_urls)"
+log "workers: $(info worker_urls)"
+log "redis: $(info redis_url) (pid $REDIS_PID)"
 
 # ---------------------------------------------------------------- streams
 stream() { # stream true|false
-    if [ "$USE_SIM" = 1 ]; then
-        "$BIN_DIR/drift-sim" --target "$GATEWAY" --drift "$1" --rows "$ROWS" --rate "$RATE" \
-            --batch "$BATCH" --monitor "$MONITOR"
-    else
-        python3 "$ROOT/scripts/stream.py" --target "$GATEWAY" --drift "$1" --rows "$ROWS" \
-            --rate "$RATE" --batch "$BATCH" --monitor "$MONITOR" --quiet
-    fi
+    "$BIN_DIR/drift-sim" --target "$GATEWAY" --drift "$1" --rows "$ROWS" --rate "$RATE" \
+        --batch "$BATCH" --monitor "$MONITOR"
 }
 
 # Waits until the workers drained the jobs (drift_jobs_pending == 0) or 20 s.
@@ -367,16 +315,14 @@ settle() {
     sleep 2
 }
 
-if [ "$USE_SIM" = 1 ]; then streamer="drift-sim"; else streamer="scripts/stream.py"; fi
-
-section "phase 1: $ROWS rows WITHOUT drift ($streamer)"
+section "phase 1: $ROWS rows WITHOUT drift (drift-sim)"
 stream false || log "the stream reported errors (see above)"
 settle
 log "features drifting: $(prom_query "max(drift_features_drifting{monitor=\"$MONITOR\"})" | awk '{print $2}')"
 log "rows ingested: $(prom_query "max(drift_rows_ingested_total{monitor=\"$MONITOR\"})" | awk '{print $2}')"
 show_monitor
 
-section "phase 2: $ROWS rows WITH drift on mean_radius ($streamer)"
+section "phase 2: $ROWS rows WITH drift on mean_radius (drift-sim)"
 t0=$SECONDS
 stream true || log "the stream reported errors (see above)"
 detected=""
@@ -413,8 +359,9 @@ Where to look:
   gateway      $GATEWAY/v1/monitors/$MONITOR   (POST rows to $GATEWAY/v1/monitors/$MONITOR/rows)
   Prometheus   $PROM/graph?g0.expr=drift_feature_p_value
   alerts       $PROM/alerts
-  exporter     http://$HOST:$EXPORTER_PORT/metrics
-  logs         $WORK/logs (kept with DEMO_KEEP_WORKDIR=1)
+  exporter     $EXPORTER/metrics
+  logs         $WORK/logs/drift-stack.log (kept with DEMO_KEEP_WORKDIR=1)
+  servers      $(info work_dir) (drift-stack's configs and server logs)
 EOF
 
 if [ "$STRICT" = 1 ] && [ -z "$detected" ]; then
@@ -424,14 +371,10 @@ fi
 
 if [ "$HOLD" = 1 ]; then
     log "the stack keeps running; press Ctrl-C to stop it"
-    while true; do
-        for i in "${!PIDS[@]}"; do
-            if ! kill -0 "${PIDS[$i]}" 2>/dev/null; then
-                show_log "${NAMES[$i]}"
-                die "${NAMES[$i]} exited"
-            fi
-        done
+    while kill -0 "$STACK_PID" 2>/dev/null; do
         sleep 2
     done
+    show_log
+    die "drift-stack exited"
 fi
 log "done"

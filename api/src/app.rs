@@ -1,20 +1,21 @@
 //! The router and the server entry point.
 
-use crate::auth::Tokens;
+use crate::auth::{self, Tokens};
 use crate::config::ApiConfig;
 use crate::metrics::{self, HttpMetrics};
+use crate::openapi;
 use crate::routes::{admin, datadrift, health, ingest, monitors, predict};
 use crate::rowlog::{self, RowLogConfig};
 use crate::state::{AppState, Limits};
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
-use axum::routing::{get, post};
+use axum::middleware;
+use axum::routing::{get, post, put};
 use axum::Router;
 use drift_core::dataset::DEFAULT_MONITOR;
-use drift_core::keys::Keys;
 use drift_core::model::LogisticModel;
-use drift_core::store::{RedisOptions, Store};
 use drift_core::MonitorSpec;
+use drift_service::Backoff;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -22,24 +23,42 @@ use tokio::net::TcpListener;
 
 pub fn router(state: Arc<AppState>, max_body_bytes: usize, max_reference_bytes: usize) -> Router {
     let metrics = state.metrics.clone();
+    let admin = || middleware::from_fn_with_state(state.tokens.clone(), auth::admin_only);
+    let ingest = || middleware::from_fn_with_state(state.tokens.clone(), auth::ingest_only);
+    // Route layers run only once a route and method matched, so a 404 or 405 never asks
+    // for a token, and the token is checked before any extractor reads the request.
+    let admin_monitor = put(admin::put_monitor)
+        .layer(DefaultBodyLimit::max(max_reference_bytes))
+        .delete(admin::delete_monitor)
+        .route_layer(admin());
     Router::new()
         .route("/v1/monitors", get(monitors::list))
         .route(
             "/v1/monitors/{monitor}",
-            get(monitors::get_one)
-                .put(admin::put_monitor)
-                .layer(DefaultBodyLimit::max(max_reference_bytes))
-                .delete(admin::delete_monitor),
+            get(monitors::get_one).merge(admin_monitor),
         )
-        .route("/v1/monitors/{monitor}/reset", post(admin::reset_monitor))
-        .route("/v1/monitors/{monitor}/rows", post(ingest::ingest_rows))
+        .route(
+            "/v1/monitors/{monitor}/reset",
+            post(admin::reset_monitor).route_layer(admin()),
+        )
+        .route(
+            "/v1/monitors/{monitor}/rows",
+            post(ingest::ingest_rows).route_layer(ingest()),
+        )
         .route("/v1/monitors/{monitor}/history", get(monitors::history))
-        .route("/datadrift", post(datadrift::datadrift))
-        .route("/v1/predict", post(predict::predict))
-        .route("/get-prediction", post(predict::predict))
+        .route(
+            "/datadrift",
+            post(datadrift::datadrift).route_layer(ingest()),
+        )
+        .route("/v1/predict", post(predict::predict).route_layer(ingest()))
+        .route(
+            "/get-prediction",
+            post(predict::get_prediction).route_layer(ingest()),
+        )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
+        .route("/openapi.json", get(openapi::serve))
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -52,11 +71,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize, max_reference_bytes: 
 
 /// Builds the replica's state: store, metrics and the monitors it registers.
 pub fn build_state(cfg: &ApiConfig) -> anyhow::Result<Arc<AppState>> {
-    let mut opts = RedisOptions::new(&cfg.redis.redis_url);
-    opts.op_timeout = Duration::from_millis(cfg.redis.redis_timeout_ms);
-    let mut store = Store::new(&opts, Keys::new(&cfg.redis.key_prefix))?;
-    store.events_maxlen = cfg.events_maxlen;
-    store.jobs_maxlen = cfg.jobs_maxlen;
+    let store = cfg.redis.connect(32, cfg.caps())?;
     let mut own = Vec::new();
     if !cfg.no_default_monitor {
         own.push(MonitorSpec::default_monitor(cfg.params()).context("default monitor")?);
@@ -103,14 +118,13 @@ pub async fn run(
     let registering = {
         let state = state.clone();
         tokio::spawn(async move {
-            let mut delay = Duration::from_millis(100);
+            let mut backoff = Backoff::default();
             loop {
                 match state.register_own().await {
                     Ok(()) => break,
                     Err(e) => {
                         tracing::warn!(error = %e, "registering monitors failed; retrying");
-                        tokio::time::sleep(delay).await;
-                        delay = (delay * 2).min(Duration::from_secs(2));
+                        tokio::time::sleep(backoff.next_delay()).await;
                     }
                 }
             }
@@ -151,27 +165,4 @@ pub async fn run(
     }
     registering.abort();
     served
-}
-
-/// Resolves on SIGTERM or Ctrl-C.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-    tracing::info!("shutdown signal received; draining");
 }

@@ -1,10 +1,15 @@
-//! Bearer tokens for admin routes and (optionally) for ingest.
+//! Bearer tokens for admin routes and (optionally) for ingest, checked by a route layer so
+//! that no handler can forget the check and every guarded route answers alike.
 //!
 //! Tokens are compared in constant time and never logged. Admin routes without a
 //! configured admin token are disabled, not open.
 
-use crate::error::ApiError;
-use axum::http::{header, HeaderMap, StatusCode};
+use crate::error::{ApiError, ErrorCode};
+use axum::extract::{Request, State};
+use axum::http::{header, HeaderMap};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use std::sync::Arc;
 use subtle::ConstantTimeEq;
 
 #[derive(Clone, Default)]
@@ -37,16 +42,14 @@ fn matches(candidate: &str, expected: &str) -> bool {
 
 fn unauthorized() -> ApiError {
     ApiError::new(
-        StatusCode::UNAUTHORIZED,
-        "unauthorized",
+        ErrorCode::Unauthorized,
         "this route needs `Authorization: Bearer <token>`",
     )
 }
 
 fn forbidden() -> ApiError {
     ApiError::new(
-        StatusCode::FORBIDDEN,
-        "forbidden",
+        ErrorCode::Forbidden,
         "the token is not valid for this route",
     )
 }
@@ -62,8 +65,7 @@ impl Tokens {
     pub fn check_admin(&self, headers: &HeaderMap) -> Result<(), ApiError> {
         let Some(expected) = &self.admin else {
             return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                "admin_disabled",
+                ErrorCode::AdminDisabled,
                 "admin routes are disabled: start drift-api with --admin-token",
             ));
         };
@@ -95,6 +97,22 @@ impl Tokens {
     }
 }
 
+/// Route layer of the admin routes.
+pub async fn admin_only(State(tokens): State<Arc<Tokens>>, req: Request, next: Next) -> Response {
+    match tokens.check_admin(req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Route layer of ingest and predictions (open unless ingest tokens are configured).
+pub async fn ingest_only(State(tokens): State<Arc<Tokens>>, req: Request, next: Next) -> Response {
+    match tokens.check_ingest(req.headers()) {
+        Ok(()) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -110,18 +128,18 @@ mod tests {
         let none = Tokens::new(None, vec![]);
         assert_eq!(
             none.check_admin(&h("Bearer x")).unwrap_err().code,
-            "admin_disabled"
+            ErrorCode::AdminDisabled
         );
         assert!(none.check_ingest(&HeaderMap::new()).is_ok());
         let t = Tokens::new(Some("s3cret".into()), vec!["ing".into()]);
-        assert_eq!(t.check_admin(&HeaderMap::new()).unwrap_err().status, 401);
-        assert_eq!(t.check_admin(&h("Bearer nope")).unwrap_err().status, 403);
+        assert_eq!(t.check_admin(&HeaderMap::new()).unwrap_err().status(), 401);
+        assert_eq!(t.check_admin(&h("Bearer nope")).unwrap_err().status(), 403);
         assert!(t.check_admin(&h("Bearer s3cret")).is_ok());
         assert!(t.check_admin(&h("bearer s3cret")).is_ok());
-        assert_eq!(t.check_admin(&h("Basic s3cret")).unwrap_err().status, 401);
+        assert_eq!(t.check_admin(&h("Basic s3cret")).unwrap_err().status(), 401);
         assert!(t.check_ingest(&h("Bearer ing")).is_ok());
         assert!(t.check_ingest(&h("Bearer s3cret")).is_ok());
-        assert_eq!(t.check_ingest(&h("Bearer x")).unwrap_err().status, 403);
+        assert_eq!(t.check_ingest(&h("Bearer x")).unwrap_err().status(), 403);
         assert!(!format!("{t:?}").contains("s3cret"));
     }
 }

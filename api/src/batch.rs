@@ -3,7 +3,7 @@
 //! Validation is complete before anything is written: a batch is accepted whole or
 //! rejected whole.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use drift_core::MonitorConfig;
 use serde::Deserialize;
 use std::collections::HashMap;
@@ -37,11 +37,14 @@ pub struct ColumnsBatch {
 pub fn json_error(e: serde_json::Error) -> ApiError {
     use serde_json::error::Category;
     match e.classify() {
-        Category::Data => ApiError::invalid("invalid_batch", e.to_string()),
+        Category::Data => ApiError::new(ErrorCode::InvalidBatch, e.to_string()),
         Category::Syntax | Category::Eof | Category::Io => {
             let msg = e.to_string();
             if msg.contains("number out of range") {
-                ApiError::invalid("non_finite_value", format!("{msg}: values must be finite"))
+                ApiError::new(
+                    ErrorCode::NonFiniteValue,
+                    format!("{msg}: values must be finite"),
+                )
             } else {
                 ApiError::malformed(format!("request body is not valid JSON: {msg}"))
             }
@@ -80,8 +83,8 @@ pub fn parse_rows_body(body: &[u8]) -> Result<ColumnsBatch, ApiError> {
             let mut data = Vec::with_capacity(rows.len());
             for (i, row) in rows.iter().enumerate() {
                 if row.len() != columns.len() {
-                    return Err(ApiError::invalid(
-                        "wrong_arity",
+                    return Err(ApiError::new(
+                        ErrorCode::WrongArity,
                         format!(
                             "row {i} has {} fields, row 0 has {}",
                             row.len(),
@@ -94,8 +97,8 @@ pub fn parse_rows_body(body: &[u8]) -> Result<ColumnsBatch, ApiError> {
                     match row.get(c) {
                         Some(v) => values.push(*v),
                         None => {
-                            return Err(ApiError::invalid(
-                                "missing_features",
+                            return Err(ApiError::new(
+                                ErrorCode::MissingFeatures,
                                 format!("row {i} lacks feature `{}`", truncate(c)),
                             ))
                         }
@@ -105,8 +108,8 @@ pub fn parse_rows_body(body: &[u8]) -> Result<ColumnsBatch, ApiError> {
             }
             Ok(ColumnsBatch { columns, data })
         }
-        _ => Err(ApiError::invalid(
-            "invalid_batch",
+        _ => Err(ApiError::new(
+            ErrorCode::InvalidBatch,
             "send either {\"columns\": [...], \"data\": [[...]]} or {\"rows\": [{...}]}",
         )),
     }
@@ -127,7 +130,10 @@ impl ColumnsBatch {
     ) -> Result<Vec<Vec<f64>>, ApiError> {
         let n = self.data.len();
         if n == 0 {
-            return Err(ApiError::invalid("empty_batch", "the batch has no rows"));
+            return Err(ApiError::new(
+                ErrorCode::EmptyBatch,
+                "the batch has no rows",
+            ));
         }
         if n > max_rows {
             return Err(ApiError::too_large(format!(
@@ -139,8 +145,8 @@ impl ColumnsBatch {
         for c in &self.columns {
             let name = rename(c);
             let Some(slot) = cfg.feature_index(&name) else {
-                return Err(ApiError::invalid(
-                    "unknown_feature",
+                return Err(ApiError::new(
+                    ErrorCode::UnknownFeature,
                     format!(
                         "`{}` is not a feature of monitor `{}`",
                         truncate(c),
@@ -149,8 +155,8 @@ impl ColumnsBatch {
                 ));
             };
             if std::mem::replace(&mut seen[slot], true) {
-                return Err(ApiError::invalid(
-                    "duplicate_feature",
+                return Err(ApiError::new(
+                    ErrorCode::DuplicateFeature,
                     format!("`{}` appears more than once", truncate(c)),
                 ));
             }
@@ -170,16 +176,16 @@ impl ColumnsBatch {
                 .cloned()
                 .collect::<Vec<_>>()
                 .join(", ");
-            return Err(ApiError::invalid(
-                "missing_features",
+            return Err(ApiError::new(
+                ErrorCode::MissingFeatures,
                 format!("{} feature(s) missing, e.g. {shown}", missing.len()),
             ));
         }
         let mut out = vec![Vec::with_capacity(n); cfg.features.len()];
         for (i, row) in self.data.iter().enumerate() {
             if row.len() != slot_of_column.len() {
-                return Err(ApiError::invalid(
-                    "wrong_arity",
+                return Err(ApiError::new(
+                    ErrorCode::WrongArity,
                     format!(
                         "row {i} has {} values for {} columns",
                         row.len(),
@@ -189,8 +195,8 @@ impl ColumnsBatch {
             }
             for (v, &slot) in row.iter().zip(&slot_of_column) {
                 if !v.is_finite() {
-                    return Err(ApiError::invalid(
-                        "non_finite_value",
+                    return Err(ApiError::new(
+                        ErrorCode::NonFiniteValue,
                         format!("row {i} has a non-finite value"),
                     ));
                 }
@@ -227,7 +233,7 @@ mod tests {
 
     #[test]
     fn errors_have_the_contract_codes() {
-        let code = |b: &str| cols(b).unwrap_err().code;
+        let code = |b: &str| cols(b).unwrap_err().code.as_str();
         assert_eq!(code("{"), "malformed_json");
         assert_eq!(code("[]"), "invalid_batch");
         assert_eq!(code(r#"{"columns":["a","b"],"data":[]}"#), "empty_batch");

@@ -1,7 +1,8 @@
 //! Command-line and environment configuration of `drift-api`.
 
-use drift_core::telemetry::RedisArgs;
 use drift_core::{Correction, Params};
+use drift_service::LogArgs;
+use drift_store::{Caps, RedisArgs};
 use std::path::PathBuf;
 
 #[derive(clap::Parser, Clone, Debug)]
@@ -16,20 +17,22 @@ pub struct ApiConfig {
     pub listen: String,
     #[command(flatten)]
     pub redis: RedisArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// Rows in each feature's rolling window (default monitor).
-    #[arg(long, env = "DRIFT_WINDOW", default_value_t = 500)]
+    #[arg(long, env = "DRIFT_WINDOW", default_value_t = Params::default().window)]
     pub window: usize,
     /// Rows between evaluations once the window is full (default monitor).
-    #[arg(long, env = "DRIFT_STRIDE", default_value_t = 100)]
+    #[arg(long, env = "DRIFT_STRIDE", default_value_t = Params::default().stride)]
     pub stride: usize,
     /// Family-wise significance level (default monitor).
-    #[arg(long, env = "DRIFT_ALPHA", default_value_t = 0.05)]
+    #[arg(long, env = "DRIFT_ALPHA", default_value_t = Params::default().alpha)]
     pub alpha: f64,
     /// Multiple-testing correction: bonferroni, bh or none (default monitor).
-    #[arg(long, env = "DRIFT_CORRECTION", default_value = "bonferroni")]
+    #[arg(long, env = "DRIFT_CORRECTION", default_value_t = Params::default().correction)]
     pub correction: Correction,
     /// Share of drifted features from which the whole data set counts as drifted.
-    #[arg(long, env = "DRIFT_DATASET_DRIFT_SHARE", default_value_t = 0.5)]
+    #[arg(long, env = "DRIFT_DATASET_DRIFT_SHARE", default_value_t = Params::default().dataset_drift_share)]
     pub dataset_drift_share: f64,
     /// TOML file declaring more monitors (see README).
     #[arg(long, env = "DRIFT_MONITORS_CONFIG")]
@@ -44,7 +47,7 @@ pub struct ApiConfig {
     #[arg(long, env = "DRIFT_MAX_BATCH_ROWS", default_value_t = 10_000)]
     pub max_batch_rows: usize,
     /// Batches kept on each monitor's events stream.
-    #[arg(long, env = "DRIFT_EVENTS_MAXLEN", default_value_t = 1000)]
+    #[arg(long, env = "DRIFT_EVENTS_MAXLEN", default_value_t = Caps::DEFAULT.events)]
     pub events_maxlen: u64,
     /// Token for admin routes (PUT/DELETE a monitor, reset). Without it they are disabled.
     #[arg(long, env = "DRIFT_ADMIN_TOKEN", hide_env_values = true)]
@@ -71,7 +74,7 @@ pub struct ApiConfig {
     pub predict_log_capacity: usize,
     /// Entries kept on each monitor's jobs stream; older ones are trimmed (their boundaries
     /// are superseded by newer jobs by then).
-    #[arg(long, env = "DRIFT_JOBS_MAXLEN", default_value_t = 100_000)]
+    #[arg(long, env = "DRIFT_JOBS_MAXLEN", default_value_t = Caps::DEFAULT.jobs)]
     pub jobs_maxlen: u64,
 }
 
@@ -104,12 +107,24 @@ impl ApiConfig {
         }
     }
 
-    /// The configuration used when no flag or variable is given, for tests.
+    /// The configuration with no flag given, for this Redis and key prefix (tests and
+    /// tools: the environment is not read).
     pub fn for_redis(url: &str, prefix: &str) -> Self {
-        use clap::Parser;
-        let mut c = ApiConfig::parse_from(["drift-api"]);
-        c.redis.redis_url = url.to_string();
-        c.redis.key_prefix = prefix.to_string();
-        c
+        match drift_service::parse_without_env::<ApiConfig>(&["drift-api"]) {
+            Ok(mut c) => {
+                c.redis = RedisArgs::new(url, prefix);
+                c
+            }
+            Err(e) => unreachable!("drift-api parses without arguments: {e}"),
+        }
+    }
+
+    /// The caps this replica applies to the streams it writes.
+    pub fn caps(&self) -> Caps {
+        Caps {
+            events: self.events_maxlen,
+            jobs: self.jobs_maxlen,
+            ..Caps::DEFAULT
+        }
     }
 }

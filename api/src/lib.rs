@@ -5,11 +5,13 @@ pub mod auth;
 pub mod batch;
 pub mod config;
 pub mod error;
+pub mod extract;
 pub mod metrics;
 pub mod monitors_file;
+pub mod openapi;
 pub mod routes;
 pub mod rowlog;
 pub mod state;
 
-pub use app::{router, run, shutdown_signal};
+pub use app::{router, run};
 pub use config::ApiConfig;

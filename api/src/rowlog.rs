@@ -5,6 +5,7 @@
 //! milliseconds), one round trip per batch. When the buffer is full or a write fails, the
 //! rows are dropped and counted in `drift_rows_dropped_total{reason}`.
 
+use crate::error::ErrorCode;
 use crate::state::AppState;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,8 +92,8 @@ async fn write(state: &AppState, monitor: &str, batch: &mut Vec<Vec<f64>>) {
             .with_label_values(&[&cfg.name])
             .inc_by(n),
         Err(code) => {
-            let reason = if code == "redis_unavailable" {
-                "redis_unavailable"
+            let reason = if code == ErrorCode::RedisUnavailable {
+                ErrorCode::RedisUnavailable.as_str()
             } else {
                 "store_error"
             };

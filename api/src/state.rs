@@ -1,12 +1,12 @@
 //! Shared state of one API replica: the store, a cache of monitor configs, limits.
 
 use crate::auth::Tokens;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::metrics::HttpMetrics;
 use crate::rowlog::RowLogger;
 use drift_core::model::LogisticModel;
-use drift_core::store::{Ingested, Store, StoreError};
 use drift_core::{MonitorConfig, MonitorSpec};
+use drift_store::{Ingested, Store, StoreError};
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
@@ -27,7 +27,8 @@ pub struct AppState {
     pub row_logger: RwLock<Option<RowLogger>>,
     pub metrics: Arc<HttpMetrics>,
     pub max_batch_rows: usize,
-    pub tokens: Tokens,
+    /// Shared with the auth route layers.
+    pub tokens: Arc<Tokens>,
     pub limits: Limits,
     /// Monitors this replica registers itself; re-registered if Redis comes back empty.
     own: HashMap<String, MonitorSpec>,
@@ -46,7 +47,7 @@ impl AppState {
         limits: Limits,
     ) -> Self {
         AppState {
-            tokens,
+            tokens: Arc::new(tokens),
             limits,
             store,
             model,
@@ -130,8 +131,7 @@ impl AppState {
                 if fresh.features != cfg.features {
                     // The batch was validated against other features: it must be resent.
                     return Err(ApiError::new(
-                        axum::http::StatusCode::CONFLICT,
-                        "monitor_reconfigured",
+                        ErrorCode::MonitorReconfigured,
                         "the monitor's features changed during the request; resend the batch",
                     ));
                 }

@@ -1,18 +1,18 @@
-//! Core of the drift monitor: statistics, monitor configuration, reference data and the
-//! Redis schema and scripts shared by the API, workers and exporter.
-pub mod codec;
-pub mod correction;
+//! The domain of the drift monitor, pure: statistics, the alarm, monitor configuration
+//! and parameters, reference data and the demo model. No I/O runtime, no Redis, no HTTP:
+//! everything here is a function of its inputs, so it is tested without servers and
+//! shared by every binary (the HTTP-only simulator included).
+pub mod alarm;
 pub mod dataset;
-pub mod keys;
 pub mod ks;
 pub mod model;
 pub mod monitor;
-pub mod store;
-pub mod telemetry;
+pub mod results;
 
-pub use correction::Correction;
+pub use alarm::Correction;
 pub use dataset::{Dataset, DatasetError};
 pub use monitor::{ConfigError, MonitorConfig, MonitorSpec, Params};
+pub use results::{Evaluation, FeatureResult, HistoryEntry, MonitorState, MonitorStatus};
 
 /// Errors of building a monitor from a data set.
 #[derive(Debug, thiserror::Error)]

@@ -1,6 +1,6 @@
 //! Monitor definitions: what is monitored, against which reference, with which parameters.
 
-use crate::correction::Correction;
+use crate::alarm::Correction;
 use crate::dataset::Dataset;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -32,6 +32,7 @@ pub enum ConfigError {
 
 /// Evaluation parameters of a monitor.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Params {
     /// Rows in each feature's rolling window.
     pub window: usize,

@@ -3,7 +3,6 @@
 
 use anyhow::{anyhow, bail, Context};
 use reqwest::{Client, StatusCode, Url};
-use serde::Deserialize;
 use std::time::Duration;
 
 /// What the simulator needs to know about the monitor it streams to.
@@ -22,43 +21,11 @@ pub struct MonitorInfo {
     pub stale_jobs: u64,
 }
 
-#[derive(Deserialize)]
-struct MonitorView {
-    name: String,
-    #[serde(default)]
-    version: String,
-    features: Vec<String>,
-    params: ParamsView,
-    #[serde(default)]
-    rows: u64,
-    #[serde(default)]
-    counters: CountersView,
-}
-
-#[derive(Deserialize, Default)]
-struct CountersView {
-    #[serde(default)]
-    stale: u64,
-}
-
-#[derive(Deserialize)]
-struct ParamsView {
-    window: u64,
-    stride: u64,
-    alpha: f64,
-    #[serde(default)]
-    correction: serde_json::Value,
-}
-
-pub use drift_core::store::HistoryEntry;
-
-#[derive(Deserialize)]
-struct HistoryPage {
-    entries: Vec<HistoryEntry>,
-}
+pub use drift_contract::HistoryEntry;
+use drift_contract::{ErrorCode, HistoryPage, MonitorList, MonitorView};
 
 /// Most entries asked for in one history page (the API's own cap).
-pub const HISTORY_PAGE: usize = 10_000;
+pub const HISTORY_PAGE: usize = drift_contract::HISTORY_PAGE_MAX;
 
 /// The target API: base URL and a shared connection pool.
 #[derive(Clone)]
@@ -113,7 +80,7 @@ impl Target {
             .map_err(|e| anyhow!("reading the answer of GET {url}: {}", error_chain(&e)))?;
         if status == StatusCode::NOT_FOUND {
             let code = error_code(&body);
-            if code.as_deref() == Some("unknown_monitor") {
+            if code.as_deref() == Some(ErrorCode::UnknownMonitor.as_str()) {
                 let known = self.monitor_names().await.unwrap_or_default();
                 if known.is_empty() {
                     bail!("unknown monitor {name:?} at {}", self.base);
@@ -148,28 +115,17 @@ impl Target {
             name: view.name,
             version: view.version,
             features: view.features,
-            window: view.params.window,
-            stride: view.params.stride,
+            window: view.params.window as u64,
+            stride: view.params.stride as u64,
             alpha: view.params.alpha,
-            correction: match view.params.correction {
-                serde_json::Value::String(s) => s,
-                other => other.to_string(),
-            },
+            correction: view.params.correction.to_string(),
             rows: view.rows,
             stale_jobs: view.counters.stale,
         })
     }
 
     async fn monitor_names(&self) -> anyhow::Result<Vec<String>> {
-        #[derive(Deserialize)]
-        struct List {
-            monitors: Vec<Item>,
-        }
-        #[derive(Deserialize)]
-        struct Item {
-            name: String,
-        }
-        let list: List = self
+        let list: MonitorList = self
             .client
             .get(self.url(&["v1", "monitors"])?)
             .send()

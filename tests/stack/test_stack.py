@@ -1,13 +1,16 @@
 """The whole stack on loopback, through the NGINX gateway, as deployed (without Docker).
 
-Brings up, on free loopback ports in a temporary directory:
+The stack is brought up by `drift-stack` (testkit/src/bin/drift-stack.rs, the one
+launcher, which `make demo` uses too), on free loopback ports:
     redis-server
     3 x drift-api            behind NGINX rendered from nginx/local.conf.template
     2 x drift-worker run
     1 x drift-worker export
     prometheus               rendered from prometheus/local.yml.template (1 s scrapes)
                              with the rules of prometheus/alerts.yml
-and checks, in this order (the tests share the stack and run in file order):
+It writes the addresses (and the Redis pid) to an info file once everything is up; the
+tests read them from there. They check, in this order (the tests share the stack and run
+in file order):
     1. the gateway serves JSON errors and hides /metrics;
     2. rows without drift (resampled from data/breast_cancer.csv) raise no alarm, rows with
        mean_radius shifted by one standard deviation are detected; the rows went through
@@ -17,15 +20,17 @@ and checks, in this order (the tests share the stack and run in file order):
     5. prediction rows are dropped (and counted) while Redis is frozen, yet predictions
        still answer;
     6. every PromQL expression of grafana/dashboards/drift.json returns data.
+At the end drift-stack is stopped with SIGTERM and must exit 0 (a graceful stop).
 
-Binaries: $DRIFT_BIN_DIR (the Makefile's stack-test sets it after
-`cargo build -p drift-api -p drift-worker`); when unset, the test runs that build itself
-and uses ${CARGO_TARGET_DIR:-target}/debug.
+Binary: $DRIFT_BIN_DIR/drift-stack (the Makefile's stack-test sets it after
+`cargo build -p drift-testkit --bin drift-stack`); when unset, the test runs that build
+itself and uses ${CARGO_TARGET_DIR:-target}/debug.
 
 Needs: redis-server, nginx (nginx-light), prometheus, python3 with pytest and locust
 (`scripts/install-deps.sh` installs them). Run: python3 -m pytest -q tests/stack
-Set DRIFT_STACK_KEEP=1 to keep the temporary directory (configs and logs); it is kept
-automatically when a test failed, and the last log lines are printed.
+Set DRIFT_STACK_KEEP=1 to keep the temporary directory (drift-stack's log, the rendered
+configs and the server logs); it is kept automatically when a test failed, and the last
+log lines are printed.
 """
 from __future__ import annotations
 
@@ -68,20 +73,6 @@ ALLOWED_EMPTY: dict[str, str] = {}
 # ---------------------------------------------------------------------------- helpers
 def log(msg: str) -> None:
     print(f"[stack {time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
-
-
-def free_ports(n: int) -> list[int]:
-    """n distinct ports that were free a moment ago (all held open together)."""
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
 
 
 def find_binary(name: str, package: str) -> str:
@@ -197,172 +188,58 @@ def _die_with_parent() -> None:
 
 
 class Stack:
+    """The stack as drift-stack started it: its process, and the addresses from its info."""
+
     def __init__(self, work: Path, bin_dir: Path):
         self.work = work
         self.bin_dir = bin_dir
         self.logs = work / "logs"
         self.logs.mkdir(parents=True)
-        self.procs: list[tuple[str, subprocess.Popen]] = []
+        self.info_path = work / "stack.json"
+        self.proc: subprocess.Popen | None = None
+        self.info: dict = {}
         self.redis_frozen = False
-        (self.redis_port, self.gateway_port, self.prom_port, self.exporter_port,
-         *rest) = free_ports(10)
-        self.api_ports = rest[:3]
-        self.worker_ports = rest[3:5]
-        self.redis_url = f"redis://127.0.0.1:{self.redis_port}"
-        self.gateway = f"http://127.0.0.1:{self.gateway_port}"
-        self.prom = f"http://127.0.0.1:{self.prom_port}"
-        self.apis = [f"http://127.0.0.1:{p}" for p in self.api_ports]
-        self.workers = [f"http://127.0.0.1:{p}" for p in self.worker_ports]
-        self.exporter = f"http://127.0.0.1:{self.exporter_port}"
 
-    # -- process management
-    def spawn(self, name: str, argv: list[str], env: dict | None = None) -> subprocess.Popen:
-        out = open(self.logs / f"{name}.log", "wb")
-        full_env = dict(os.environ)
-        full_env.setdefault("RUST_LOG", "info")
-        full_env.update(env or {})
-        p = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                             cwd=ROOT, env=full_env, preexec_fn=_die_with_parent)
-        out.close()
-        self.procs.append((name, p))
-        return p
-
-    def proc(self, name: str) -> subprocess.Popen:
-        return next(p for n, p in self.procs if n == name)
-
-    def check_alive(self) -> None:
-        dead = [(n, p.returncode) for n, p in self.procs if p.poll() is not None]
-        if dead:
-            pytest.fail(f"process(es) exited: {dead}\n{self.tails([n for n, _ in dead])}")
-
-    def wait_http(self, name: str, url: str, timeout: float = 60) -> None:
-        p = self.proc(name)
-
-        def ok():
-            if p.poll() is not None:
-                pytest.fail(f"{name} exited ({p.returncode}) before {url} answered\n"
-                            f"{self.tails([name])}")
-            return 200 <= http("GET", url, timeout=2).status < 300
-
-        wait_until(f"{name} at {url}", ok, timeout)
-
-    def freeze_redis(self) -> None:
-        os.kill(self.proc("redis").pid, signal.SIGSTOP)
-        self.redis_frozen = True
-
-    def thaw_redis(self) -> None:
-        if self.redis_frozen:
-            os.kill(self.proc("redis").pid, signal.SIGCONT)
-            self.redis_frozen = False
-
-    def stop(self) -> None:
-        for _, p in self.procs:
-            if p.poll() is None:
-                try:
-                    os.kill(p.pid, signal.SIGCONT)  # a stopped process ignores SIGTERM
-                    p.terminate()
-                except ProcessLookupError:
-                    pass
-        deadline = time.monotonic() + 8
-        for _, p in reversed(self.procs):
-            try:
-                p.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-    def tails(self, names=None, lines: int = 25) -> str:
-        out = []
-        for f in sorted(self.logs.glob("*.log")):
-            if names and f.stem not in names:
-                continue
-            text = f.read_text("utf-8", "replace").splitlines()[-lines:]
-            out.append(f"---- {f} (last {len(text)} lines) ----\n" + "\n".join(text))
-        for extra in [self.work / "nginx" / "error.log"]:
-            if extra.exists() and (not names or "nginx" in names):
-                text = extra.read_text("utf-8", "replace").splitlines()[-lines:]
-                out.append(f"---- {extra} ----\n" + "\n".join(text))
-        return "\n".join(out)
-
-    # -- start-up
+    # -- the launcher
     def start(self) -> None:
-        redis_dir = self.work / "redis"
-        redis_dir.mkdir()
-        self.spawn("redis", [find_binary("redis-server", "redis-server"),
-                             "--bind", "127.0.0.1", "--port", str(self.redis_port),
-                             "--save", "", "--appendonly", "no", "--dir", str(redis_dir),
-                             "--daemonize", "no", "--logfile", ""])
+        # Started as root, nginx runs its workers as nobody: drift-stack's directories
+        # live under this one (TMPDIR below), which must then be traversable.
+        self.work.chmod(0o755)
+        env = dict(os.environ)
+        env.setdefault("RUST_LOG", "info")
+        env.setdefault("NO_COLOR", "1")
+        env["TMPDIR"] = str(self.work)
+        argv = [str(self.bin_dir / "drift-stack"), "--apis", "3", "--workers", "2",
+                "--window", str(WINDOW), "--stride", str(STRIDE), "--key-prefix", KEY_PREFIX,
+                "--info", str(self.info_path)]
+        out = open(self.logs / "drift-stack.log", "wb")
+        # Its own session: a Ctrl-C reaches pytest only, whose teardown then stops the
+        # stack in order (SIGTERM), instead of every server at once.
+        self.proc = subprocess.Popen(argv, stdout=out, stderr=subprocess.STDOUT,
+                                     stdin=subprocess.DEVNULL, cwd=ROOT, env=env,
+                                     start_new_session=True, preexec_fn=_die_with_parent)
+        out.close()
 
-        def redis_up():
-            if self.proc("redis").poll() is not None:
-                pytest.fail(f"redis-server exited\n{self.tails(['redis'])}")
-            with socket.create_connection(("127.0.0.1", self.redis_port), timeout=1) as s:
-                s.sendall(b"PING\r\n")
-                return s.recv(16).startswith(b"+PONG")
+        def up():
+            if self.proc.poll() is not None:
+                pytest.fail(f"drift-stack exited ({self.proc.returncode}) before it was up\n"
+                            f"{self.tails()}")
+            return self.info_path.exists()
 
-        wait_until("redis-server", redis_up, 20, 0.1)
+        wait_until("drift-stack (its info file)", up, 180, 0.2)
+        self.info = json.loads(self.info_path.read_text())
+        self.gateway = self.info["gateway_url"]
+        self.gateway_port = self.info["gateway_port"]
+        self.prom = self.info["prometheus_url"]
+        self.apis = self.info["api_urls"]
+        self.workers = self.info["worker_urls"]
+        self.exporter = self.info["exporter_url"]
+        self.redis_url = self.info["redis_url"]
+        self.redis_pid = self.info["redis_pid"]
+        assert len(self.apis) == 3 and len(self.workers) == 2, self.info
 
-        api_bin = str(self.bin_dir / "drift-api")
-        worker_bin = str(self.bin_dir / "drift-worker")
-        common = ["--redis-url", self.redis_url, "--key-prefix", KEY_PREFIX]
-        for i, port in enumerate(self.api_ports, 1):
-            self.spawn(f"api-{i}", [api_bin, "--listen", f"127.0.0.1:{port}", *common,
-                                    "--window", str(WINDOW), "--stride", str(STRIDE)])
-        for i, port in enumerate(self.worker_ports, 1):
-            self.spawn(f"worker-{i}", [worker_bin, "run", "--listen", f"127.0.0.1:{port}",
-                                       *common, "--consumer", f"stack-worker-{i}",
-                                       "--block-ms", "200", "--refresh-ms", "200"])
-        self.spawn("exporter", [worker_bin, "export", "--listen",
-                                f"127.0.0.1:{self.exporter_port}", *common])
-
-        # NGINX, rendered as scripts/demo.sh does.
-        nginx_dir = self.work / "nginx"
-        nginx_dir.mkdir()
-        # Started as root, nginx runs its workers as nobody: the prefix must be traversable.
-        for d in (self.work, nginx_dir):
-            d.chmod(0o755)
-        upstreams = " ".join(f"server 127.0.0.1:{p} max_fails=1 fail_timeout=2s;"
-                             for p in self.api_ports)
-        conf = (ROOT / "nginx" / "local.conf.template").read_text()
-        for k, v in {"@LISTEN@": f"127.0.0.1:{self.gateway_port}", "@UPSTREAMS@": upstreams,
-                     "@PREFIX@": str(nginx_dir),
-                     "@LOCATIONS@": str(ROOT / "nginx" / "gateway-locations.conf")}.items():
-            conf = conf.replace(k, v)
-        (nginx_dir / "nginx.conf").write_text(conf)
-        nginx = find_binary("nginx", "nginx-light")
-        nginx_args = ["-p", str(nginx_dir), "-e", str(nginx_dir / "error.log"),
-                      "-c", str(nginx_dir / "nginx.conf")]
-        t = subprocess.run([nginx, "-t", "-q", *nginx_args], capture_output=True, text=True)
-        assert t.returncode == 0, f"nginx -t rejected the rendered config:\n{t.stderr}"
-        self.spawn("nginx", [nginx, *nginx_args])
-
-        # Prometheus, rendered as scripts/demo.sh does.
-        prom_dir = self.work / "prometheus"
-        (prom_dir / "data").mkdir(parents=True)
-
-        def flow(ports):
-            return "[" + ", ".join(f'"127.0.0.1:{p}"' for p in ports) + "]"
-
-        pconf = (ROOT / "prometheus" / "local.yml.template").read_text()
-        for k, v in {"@EXPORTER@": flow([self.exporter_port]), "@APIS@": flow(self.api_ports),
-                     "@WORKERS@": flow(self.worker_ports),
-                     "@RULES@": str(ROOT / "prometheus" / "alerts.yml")}.items():
-            pconf = pconf.replace(k, v)
-        (prom_dir / "prometheus.yml").write_text(pconf)
-        self.spawn("prometheus", [find_binary("prometheus", "prometheus"),
-                                  f"--config.file={prom_dir / 'prometheus.yml'}",
-                                  f"--storage.tsdb.path={prom_dir / 'data'}",
-                                  f"--web.listen-address=127.0.0.1:{self.prom_port}",
-                                  "--log.level=warn"])
-
-        for i, url in enumerate(self.apis, 1):
-            self.wait_http(f"api-{i}", f"{url}/readyz", 90)
-        for i, url in enumerate(self.workers, 1):
-            self.wait_http(f"worker-{i}", f"{url}/healthz", 30)
-        self.wait_http("exporter", f"{self.exporter}/healthz", 30)
-        self.wait_http("nginx", f"{self.gateway}/healthz", 20)
-        self.wait_http("prometheus", f"{self.prom}/-/ready", 60)
-        # The monitor is registered (by any replica) before traffic starts.
+        # drift-stack waits for both before writing its info; checked here all the same,
+        # since every test relies on them.
         wait_until("monitor registration",
                    lambda: http("GET", f"{self.gateway}/v1/monitors/{MONITOR}").status == 200, 30)
 
@@ -371,6 +248,71 @@ class Stack:
             return len(active) == 6 and all(t["health"] == "up" for t in active)
 
         wait_until("all 6 Prometheus targets up", targets_up, 30, 0.5)
+
+    def check_alive(self) -> None:
+        if self.proc is not None and self.proc.poll() is not None:
+            pytest.fail(f"drift-stack exited ({self.proc.returncode})\n{self.tails()}")
+
+    def freeze_redis(self) -> None:
+        os.kill(self.redis_pid, signal.SIGSTOP)
+        self.redis_frozen = True
+
+    def thaw_redis(self) -> None:
+        if self.redis_frozen:
+            os.kill(self.redis_pid, signal.SIGCONT)
+            self.redis_frozen = False
+
+    def stop(self) -> int | None:
+        """SIGTERM to drift-stack (it stops the APIs first, so buffered rows flush, and its
+        servers last); its exit code, or None when it had to be killed."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                log("drift-stack did not stop within 30 s; killing it")
+                self.proc.kill()
+                self.proc.wait()
+                # Redis has no parent-death signal (see drift-stack.rs): never leave it.
+                for key in ("redis_pid", "gateway_pid", "prometheus_pid"):
+                    pid = self.info.get(key)
+                    if pid:
+                        try:
+                            os.kill(pid, signal.SIGCONT)
+                            os.kill(pid, signal.SIGKILL)
+                        except ProcessLookupError:
+                            pass
+                return None
+        return self.proc.returncode
+
+    def server_logs(self) -> dict[str, Path]:
+        """The logs and configs of the child servers (by a short name), which drift-stack
+        removes when it exits."""
+        logs = self.info.get("logs") or {}
+        files = {"nginx-error.log": logs.get("gateway_error"), "redis.log": logs.get("redis"),
+                 "prometheus.log": logs.get("prometheus")}
+        if self.info.get("gateway_dir"):
+            files["nginx.conf"] = Path(self.info["gateway_dir"]) / "nginx.conf"
+        if self.info.get("prometheus_dir"):
+            files["prometheus.yml"] = Path(self.info["prometheus_dir"]) / "prometheus.yml"
+        return {name: Path(f) for name, f in files.items() if f and Path(f).is_file()}
+
+    def keep_server_logs(self) -> None:
+        """Copies the server logs and configs next to drift-stack's log before it stops."""
+        dest = self.logs / "servers"
+        dest.mkdir(exist_ok=True)
+        for name, f in self.server_logs().items():
+            shutil.copy(f, dest / name)
+
+    def tails(self, lines: int = 25) -> str:
+        out = []
+        servers = [f for name, f in self.server_logs().items() if name.endswith(".log")]
+        for f in [*sorted(self.logs.glob("*.log")), *servers]:
+            text = f.read_text("utf-8", "replace").splitlines()[-lines:]
+            out.append(f"---- {f} (last {len(text)} lines) ----\n" + "\n".join(text))
+        return "\n".join(out)
 
     # -- Prometheus
     def prom_get(self, path: str, **params):
@@ -397,8 +339,8 @@ def build_binaries() -> Path:
     bin_dir = os.environ.get("DRIFT_BIN_DIR")
     if bin_dir:
         return Path(bin_dir).resolve()
-    log("DRIFT_BIN_DIR unset: cargo build -p drift-api -p drift-worker")
-    subprocess.run(["cargo", "build", "-q", "-p", "drift-api", "-p", "drift-worker"],
+    log("DRIFT_BIN_DIR unset: cargo build -p drift-testkit --bin drift-stack")
+    subprocess.run(["cargo", "build", "-q", "-p", "drift-testkit", "--bin", "drift-stack"],
                    cwd=ROOT, check=True)
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     if not target.is_absolute():
@@ -415,8 +357,8 @@ def _interrupt(signum, frame):
 @pytest.fixture(scope="module")
 def stack(request):
     bin_dir = build_binaries()
-    for b in ("drift-api", "drift-worker"):
-        assert (bin_dir / b).is_file(), f"{bin_dir / b} not found (set DRIFT_BIN_DIR)"
+    assert (bin_dir / "drift-stack").is_file(), \
+        f"{bin_dir / 'drift-stack'} not found (set DRIFT_BIN_DIR)"
     for tool, pkg in (("redis-server", "redis-server"), ("nginx", "nginx-light"),
                       ("prometheus", "prometheus")):
         find_binary(tool, pkg)
@@ -426,6 +368,7 @@ def stack(request):
     started = time.monotonic()
     # SIGTERM (e.g. a CI timeout) unwinds through the finally below like Ctrl-C does.
     old_term = signal.signal(signal.SIGTERM, _interrupt)
+    code = None
     try:
         s.start()
         log(f"stack up in {time.monotonic() - started:.1f}s: gateway {s.gateway}, "
@@ -434,14 +377,21 @@ def stack(request):
     finally:
         failed = request.session.testsfailed > failed_before
         s.thaw_redis()
+        keep = failed or os.environ.get("DRIFT_STACK_KEEP") == "1"
         if failed:
             log("a test failed; last log lines:\n" + s.tails())
-        s.stop()
+        if keep:
+            s.keep_server_logs()
+        code = s.stop()
         signal.signal(signal.SIGTERM, old_term)
-        if failed or os.environ.get("DRIFT_STACK_KEEP") == "1":
+        if keep or code != 0:
             log(f"configs and logs kept in {work}")
         else:
             shutil.rmtree(work, ignore_errors=True)
+    if code != 0:
+        tail = (work / "logs" / "drift-stack.log").read_text("utf-8", "replace")
+        pytest.fail(f"drift-stack did not stop cleanly (exit {code}):\n"
+                    + "\n".join(tail.splitlines()[-30:]))
 
 
 def json_error(r: Response, status: int, code: str | None = None) -> dict:

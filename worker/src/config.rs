@@ -1,7 +1,8 @@
 //! Command line of `drift-worker`: `run` (evaluation worker), `export` (metrics exporter)
 //! and `ks` (the KS engine on a file of cases).
 
-use drift_core::telemetry::RedisArgs;
+use drift_service::LogArgs;
+use drift_store::{Caps, RedisArgs};
 use std::path::PathBuf;
 
 #[derive(clap::Parser, Debug)]
@@ -32,6 +33,8 @@ pub struct WorkerConfig {
     pub listen: String,
     #[command(flatten)]
     pub redis: RedisArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
     /// Consumer name in the group; must be unique per process (default: host-pid-random).
     #[arg(long, env = "DRIFT_CONSUMER")]
     pub consumer: Option<String>,
@@ -48,10 +51,10 @@ pub struct WorkerConfig {
     #[arg(long, env = "DRIFT_BATCH", default_value_t = 32)]
     pub batch: usize,
     /// Evaluations kept on each monitor's history stream.
-    #[arg(long, env = "DRIFT_HISTORY_MAXLEN", default_value_t = 100_000)]
+    #[arg(long, env = "DRIFT_HISTORY_MAXLEN", default_value_t = Caps::DEFAULT.history)]
     pub history_maxlen: u64,
     /// Jobs kept on each monitor's dead-letter stream.
-    #[arg(long, env = "DRIFT_DEAD_MAXLEN", default_value_t = 10_000)]
+    #[arg(long, env = "DRIFT_DEAD_MAXLEN", default_value_t = Caps::DEFAULT.dead)]
     pub dead_maxlen: u64,
     /// How often the list of monitors is refreshed.
     #[arg(long, env = "DRIFT_REFRESH_MS", default_value_t = 2000)]
@@ -65,6 +68,8 @@ pub struct ExporterConfig {
     pub listen: String,
     #[command(flatten)]
     pub redis: RedisArgs,
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 #[derive(clap::Args, Clone, Debug)]
@@ -77,33 +82,47 @@ pub struct KsArgs {
     pub timing: bool,
 }
 
+/// The configuration of one subcommand as with no flags and no environment, for this
+/// Redis and key prefix (tests and tools).
+fn defaults(subcommand: &str, url: &str, prefix: &str) -> Command {
+    match drift_service::parse_without_env::<Cli>(&["drift-worker", subcommand]) {
+        Ok(cli) => {
+            let mut command = cli.command;
+            if let Command::Run(WorkerConfig { redis, .. })
+            | Command::Export(ExporterConfig { redis, .. }) = &mut command
+            {
+                *redis = RedisArgs::new(url, prefix);
+            }
+            command
+        }
+        Err(e) => unreachable!("the {subcommand} subcommand parses without arguments: {e}"),
+    }
+}
+
 impl WorkerConfig {
     /// Defaults for tests: everything as with no flags, but this Redis and prefix.
     pub fn for_redis(url: &str, prefix: &str) -> Self {
-        use clap::Parser;
-        let Cli {
-            command: Command::Run(mut c),
-        } = Cli::parse_from(["drift-worker", "run"])
-        else {
-            unreachable!("parsed the run subcommand")
-        };
-        c.redis.redis_url = url.to_string();
-        c.redis.key_prefix = prefix.to_string();
-        c
+        match defaults("run", url, prefix) {
+            Command::Run(c) => c,
+            _ => unreachable!("parsed the run subcommand"),
+        }
+    }
+
+    /// The caps this worker applies to the streams it writes.
+    pub fn caps(&self) -> Caps {
+        Caps {
+            history: self.history_maxlen,
+            dead: self.dead_maxlen,
+            ..Caps::DEFAULT
+        }
     }
 }
 
 impl ExporterConfig {
     pub fn for_redis(url: &str, prefix: &str) -> Self {
-        use clap::Parser;
-        let Cli {
-            command: Command::Export(mut c),
-        } = Cli::parse_from(["drift-worker", "export"])
-        else {
-            unreachable!("parsed the export subcommand")
-        };
-        c.redis.redis_url = url.to_string();
-        c.redis.key_prefix = prefix.to_string();
-        c
+        match defaults("export", url, prefix) {
+            Command::Export(c) => c,
+            _ => unreachable!("parsed the export subcommand"),
+        }
     }
 }

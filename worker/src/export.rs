@@ -4,9 +4,10 @@
 //! come from Redis, so they are global and survive restarts of any process. When Redis
 //! cannot be read in time, only `drift_redis_up 0` is served (never a 500 or a hang).
 
-use drift_core::store::{JobsInfo, MonitorStatus, Store, StoreError};
-use drift_core::MonitorConfig;
-use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry};
+use drift_core::{MonitorConfig, MonitorStatus};
+use drift_store::{JobsInfo, Store, StoreError};
+use drift_service::metrics::registered;
+use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 use std::time::Duration;
 
 struct Families {
@@ -38,9 +39,7 @@ fn gauge(
     help: &str,
     labels: &[&str],
 ) -> Result<GaugeVec, prometheus::Error> {
-    let g = GaugeVec::new(Opts::new(name, help), labels)?;
-    reg.register(Box::new(g.clone()))?;
-    Ok(g)
+    registered(reg, GaugeVec::new(Opts::new(name, help), labels)?)
 }
 
 fn counter(
@@ -49,9 +48,7 @@ fn counter(
     help: &str,
     labels: &[&str],
 ) -> Result<IntCounterVec, prometheus::Error> {
-    let c = IntCounterVec::new(Opts::new(name, help), labels)?;
-    reg.register(Box::new(c.clone()))?;
-    Ok(c)
+    registered(reg, IntCounterVec::new(Opts::new(name, help), labels)?)
 }
 
 impl Families {
@@ -78,19 +75,13 @@ impl Families {
             rounds: counter(&r, "drift_evaluation_rounds_total", "Evaluation boundaries crossed (one job per feature each)", m)?,
             alpha: gauge(&r, "drift_monitor_alpha", "Family-wise significance level of the monitor", m)?,
             threshold: gauge(&r, "drift_feature_p_value_threshold", "Per-feature p-value threshold under Bonferroni (alpha / features); alpha otherwise", m)?,
-            up: {
-                let g = prometheus::Gauge::new("drift_redis_up", "1 if the exporter could read Redis")?;
-                r.register(Box::new(g.clone()))?;
-                g
-            },
+            up: registered(&r, prometheus::Gauge::new("drift_redis_up", "1 if the exporter could read Redis")?)?,
             registry: r,
         })
     }
 
     fn render(&self) -> String {
-        let mut buf = Vec::new();
-        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        String::from_utf8(buf).unwrap_or_default()
+        drift_service::metrics::render(&self.registry)
     }
 
     fn add(&self, cfg: &MonitorConfig, st: &MonitorStatus, jobs: &JobsInfo) {
@@ -117,11 +108,12 @@ impl Families {
         self.stale.with_label_values(&[m]).inc_by(s.stale);
         self.rounds.with_label_values(&[m]).inc_by(s.rounds);
         self.alpha.with_label_values(&[m]).set(cfg.params.alpha);
-        let k = cfg.features.len().max(1) as f64;
-        let threshold = match cfg.params.correction {
-            drift_core::Correction::Bonferroni => cfg.params.alpha / k,
-            _ => cfg.params.alpha,
-        };
+        // BH has no fixed cut-off; alpha is its largest possible one.
+        let threshold = cfg
+            .params
+            .correction
+            .p_value_threshold(cfg.params.alpha, cfg.features.len())
+            .unwrap_or(cfg.params.alpha);
         self.threshold.with_label_values(&[m]).set(threshold);
         for (f, r) in cfg.features.iter().zip(&st.results) {
             let l = [m, f.as_str()];

@@ -1,23 +1,6 @@
 use clap::Parser;
+use drift_service::{init_logging, shutdown_signal};
 use drift_worker::{run_exporter, run_worker, Cli, Command};
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
-}
 
 async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
     tokio::net::TcpListener::bind(addr)
@@ -27,17 +10,14 @@ async fn bind(addr: &str) -> anyhow::Result<tokio::net::TcpListener> {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    match cli.command {
+    match Cli::parse().command {
         Command::Run(cfg) => {
-            drift_core::telemetry::init_logging(cfg.redis.log_format);
-            let listener = bind(&cfg.listen).await?;
-            run_worker(listener, cfg, shutdown_signal()).await
+            init_logging(cfg.log.log_format, "info");
+            run_worker(bind(&cfg.listen).await?, cfg, shutdown_signal()).await
         }
         Command::Export(cfg) => {
-            drift_core::telemetry::init_logging(cfg.redis.log_format);
-            let listener = bind(&cfg.listen).await?;
-            run_exporter(listener, cfg, shutdown_signal()).await
+            init_logging(cfg.log.log_format, "info");
+            run_exporter(bind(&cfg.listen).await?, cfg, shutdown_signal()).await
         }
         Command::Ks(args) => drift_worker::ks_cli::run(&args.cases, args.timing),
     }

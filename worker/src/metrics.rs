@@ -1,6 +1,7 @@
 //! A worker replica's own metrics: jobs by outcome and how long they take.
 
-use prometheus::{Encoder, Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
+use drift_service::metrics::{registered, render};
+use prometheus::{Histogram, HistogramOpts, IntCounterVec, Opts, Registry};
 
 pub struct WorkerMetrics {
     registry: Registry,
@@ -11,24 +12,28 @@ pub struct WorkerMetrics {
 impl WorkerMetrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let jobs = IntCounterVec::new(
-            Opts::new(
-                "drift_worker_jobs_total",
-                "Jobs handled by this worker, by outcome (evaluated, stale, duplicate, dead_letter, failed)",
-            ),
-            &["outcome"],
+        let jobs = registered(
+            &registry,
+            IntCounterVec::new(
+                Opts::new(
+                    "drift_worker_jobs_total",
+                    "Jobs handled by this worker, by outcome (evaluated, stale, duplicate, dead_letter, failed)",
+                ),
+                &["outcome"],
+            )?,
         )?;
-        let duration = Histogram::with_opts(
-            HistogramOpts::new(
-                "drift_worker_job_duration_seconds",
-                "Time from picking up a job to recording its outcome",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
+        let duration = registered(
+            &registry,
+            Histogram::with_opts(
+                HistogramOpts::new(
+                    "drift_worker_job_duration_seconds",
+                    "Time from picking up a job to recording its outcome",
+                )
+                .buckets(vec![
+                    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+                ]),
+            )?,
         )?;
-        registry.register(Box::new(jobs.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
         for o in ["evaluated", "stale", "duplicate", "dead_letter", "failed"] {
             jobs.with_label_values(&[o]);
         }
@@ -40,8 +45,6 @@ impl WorkerMetrics {
     }
 
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        String::from_utf8(buf).unwrap_or_default()
+        render(&self.registry)
     }
 }

@@ -2,23 +2,40 @@
 //! HTTP server (`/metrics`, `/healthz`).
 
 use crate::config::{ExporterConfig, WorkerConfig};
+use crate::consumer::{self, ConsumerSettings};
+use crate::evaluate::Evaluator;
 use crate::export;
+use crate::janitor::{self, JanitorSettings};
 use crate::metrics::WorkerMetrics;
-use crate::runner::Worker;
 use anyhow::Context;
 use axum::http::header;
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
-use drift_core::keys::Keys;
-use drift_core::store::{RedisOptions, Store};
+use drift_store::Caps;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 
-const TEXT: &str = "text/plain; version=0.0.4";
+use drift_service::metrics::TEXT_FORMAT as TEXT;
+
+/// A consumer name unique per process: host (the container's name in compose), pid and a
+/// few random bits, so that a restarted worker never inherits a dead one's pending jobs
+/// by accident (the janitor takes those over).
+fn default_consumer() -> String {
+    let host = std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "worker".into());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("{host}-{}-{nanos:08x}", std::process::id())
+}
 
 async fn healthz() -> Json<serde_json::Value> {
     Json(serde_json::json!({"status": "ok"}))
@@ -32,11 +49,31 @@ pub async fn run_worker(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let metrics = Arc::new(WorkerMetrics::new()?);
-    let worker = Arc::new(Worker::new(cfg, metrics.clone())?);
-    tracing::info!(consumer = %worker.consumer, addr = %listener.local_addr()?, "drift-worker started");
+    let store = cfg.redis.connect(8, cfg.caps())?;
+    let consumer = cfg.consumer.clone().unwrap_or_else(default_consumer);
+    let reader = store.job_reader(&consumer, Duration::from_millis(cfg.block_ms));
+    let ev = Arc::new(Evaluator::new(store, metrics.clone()));
+    tracing::info!(%consumer, addr = %listener.local_addr()?, "drift-worker started");
     let (tx, rx) = watch::channel(false);
-    let reader = tokio::spawn(worker.clone().read_loop(rx.clone()));
-    let janitor = tokio::spawn(worker.clone().janitor(rx.clone()));
+    let reader = tokio::spawn(consumer::run(
+        ev.clone(),
+        reader,
+        ConsumerSettings {
+            batch: cfg.batch,
+            block: Duration::from_millis(cfg.block_ms),
+            refresh: Duration::from_millis(cfg.refresh_ms),
+        },
+        rx.clone(),
+    ));
+    let janitor = tokio::spawn(janitor::run(
+        ev,
+        JanitorSettings {
+            consumer,
+            claim_idle: Duration::from_millis(cfg.claim_idle_ms),
+            max_deliveries: cfg.max_deliveries,
+        },
+        rx.clone(),
+    ));
     let app = Router::new()
         .route(
             "/metrics",
@@ -69,10 +106,7 @@ pub async fn run_exporter(
     cfg: ExporterConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let mut opts = RedisOptions::new(&cfg.redis.redis_url);
-    opts.op_timeout = Duration::from_millis(cfg.redis.redis_timeout_ms);
-    opts.pool_size = 4;
-    let store = Arc::new(Store::new(&opts, Keys::new(&cfg.redis.key_prefix))?);
+    let store = Arc::new(cfg.redis.connect(4, Caps::DEFAULT)?);
     let deadline = Duration::from_millis(cfg.redis.redis_timeout_ms.saturating_mul(2));
     tracing::info!(addr = %listener.local_addr()?, "drift exporter started");
     let app = Router::new()

@@ -5,43 +5,45 @@
 //! and answers in the prototype's shape, from the shared results instead of a per-replica
 //! window.
 
+use super::{BATCH_ERRORS, INGEST_AUTH_ERRORS, STORE_ERRORS};
 use crate::batch::{json_error, ColumnsBatch};
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::Body;
 use crate::state::AppState;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::HeaderMap;
 use axum::Json;
+use drift_contract::{DataDriftAnswer, DataDriftRequest, DataDriftStatus};
 use drift_core::dataset::DEFAULT_MONITOR;
-use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
-#[derive(Deserialize)]
-struct Body {
-    features: Frame,
-}
-
-#[derive(Deserialize)]
-struct Frame {
-    columns: Vec<String>,
-    data: Vec<Vec<f64>>,
-}
+pub(crate) const DATADRIFT_ERRORS: &[&[ErrorCode]] = &[
+    &INGEST_AUTH_ERRORS,
+    &BATCH_ERRORS,
+    &[ErrorCode::UnknownMonitor, ErrorCode::MonitorReconfigured],
+    &STORE_ERRORS,
+];
 
 /// scikit-learn's "mean radius" is our "mean_radius".
 pub fn snake(name: &str) -> String {
     name.trim().replace(' ', "_")
 }
 
+/// Ingests the rows into the default monitor and answers with its latest results, in the
+/// prototype's shape and under the client's feature names.
+#[utoipa::path(
+    post,
+    path = "/datadrift",
+    tag = "ingest",
+    request_body(content = DataDriftRequest, example = crate::openapi::examples::datadrift_request),
+    responses((status = 200, description = "stored; the default monitor's latest results", body = DataDriftAnswer)),
+    security((), ("bearer" = [])),
+)]
 pub async fn datadrift(
     State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    st.tokens.check_ingest(&headers)?;
-    let body = super::body(body)?;
-    let parsed: Body = serde_json::from_slice(&body).map_err(json_error)?;
+    Body(body): Body,
+) -> Result<Json<DataDriftAnswer>, ApiError> {
+    let parsed: DataDriftRequest = serde_json::from_slice(&body).map_err(json_error)?;
     let client_names = parsed.features.columns.clone();
     let batch = ColumnsBatch {
         columns: parsed.features.columns,
@@ -52,29 +54,34 @@ pub async fn datadrift(
     let (cfg, done) = st.ingest(cfg, &columns).await?;
     let status = st.store.status(&cfg).await?;
     let window = cfg.params.window as u64;
-    let mut pvalues = Map::new();
-    let mut drifted = Vec::new();
+    let mut feature_pvalues = BTreeMap::new();
+    let mut drifted_features = Vec::new();
     for name in &client_names {
-        let Some(i) = cfg.feature_index(&snake(name)) else {
+        let Some(r) = cfg
+            .feature_index(&snake(name))
+            .and_then(|i| status.results.get(i))
+            .and_then(Option::as_ref)
+        else {
             continue;
         };
-        if let Some(r) = &status.results[i] {
-            pvalues.insert(name.clone(), json!(r.p_value));
-            if r.drifted {
-                drifted.push(name.clone());
-            }
+        feature_pvalues.insert(name.clone(), r.p_value);
+        if r.drifted {
+            drifted_features.push(name.clone());
         }
     }
-    let full = done.seq >= window;
-    Ok(Json(json!({
-        "status": if full { "drift_checked" } else { "accumulating" },
-        "samples_in_window": done.seq.min(window),
-        "window_size": window,
-        "drift_share": status.state.drift_share,
-        "dataset_drift": status.state.dataset_drifted,
-        "number_of_drifted_columns": status.state.features_drifting,
-        "drifted_features": drifted,
-        "feature_pvalues": pvalues,
-        "seq": done.seq,
-    })))
+    Ok(Json(DataDriftAnswer {
+        status: if done.seq >= window {
+            DataDriftStatus::DriftChecked
+        } else {
+            DataDriftStatus::Accumulating
+        },
+        samples_in_window: done.seq.min(window),
+        window_size: window,
+        drift_share: status.state.drift_share,
+        dataset_drift: status.state.dataset_drifted,
+        number_of_drifted_columns: status.state.features_drifting,
+        drifted_features,
+        feature_pvalues,
+        seq: done.seq,
+    }))
 }

@@ -1,33 +1,62 @@
-//! Liveness, readiness and this replica's metrics.
+//! Liveness, readiness, this replica's metrics, and the answers of unknown routes.
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 use crate::state::AppState;
 use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
-use serde_json::{json, Value};
+use drift_contract::{Health, HealthStatus};
 use std::sync::Arc;
+
+pub(crate) const READY_ERRORS: &[&[ErrorCode]] = &[&[ErrorCode::Starting], &super::STORE_ERRORS];
 
 /// Liveness: the process answers. Never touches Redis, so a Redis outage does not get
 /// healthy replicas restarted.
-pub async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+#[utoipa::path(
+    get,
+    path = "/healthz",
+    tag = "operations",
+    responses((status = 200, description = "the process answers", body = Health)),
+)]
+pub async fn healthz() -> Json<Health> {
+    Json(Health {
+        status: HealthStatus::Ok,
+    })
 }
 
 /// Readiness: Redis answers and this replica's monitors are registered.
-pub async fn readyz(State(st): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
+#[utoipa::path(
+    get,
+    path = "/readyz",
+    tag = "operations",
+    responses((status = 200, description = "ready for traffic", body = Health)),
+)]
+pub async fn readyz(State(st): State<Arc<AppState>>) -> Result<Json<Health>, ApiError> {
     st.store.ping().await?;
     if !st.registered.load(std::sync::atomic::Ordering::Acquire) {
         return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "starting",
+            ErrorCode::Starting,
             "monitors are being registered",
         ));
     }
-    Ok(Json(json!({"status": "ready"})))
+    Ok(Json(Health {
+        status: HealthStatus::Ready,
+    }))
 }
 
+/// This replica's operational metrics, in Prometheus' text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((
+        status = 200,
+        description = "Prometheus text exposition format 0.0.4",
+        body = String,
+        content_type = "text/plain",
+    )),
+)]
 pub async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     (
         StatusCode::OK,
@@ -37,13 +66,12 @@ pub async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
 }
 
 pub async fn not_found() -> ApiError {
-    ApiError::new(StatusCode::NOT_FOUND, "not_found", "no such route")
+    ApiError::new(ErrorCode::NotFound, "no such route")
 }
 
 pub async fn method_not_allowed() -> ApiError {
     ApiError::new(
-        StatusCode::METHOD_NOT_ALLOWED,
-        "method_not_allowed",
+        ErrorCode::MethodNotAllowed,
         "this route does not accept that method",
     )
 }

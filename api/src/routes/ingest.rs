@@ -1,31 +1,46 @@
 //! `POST /v1/monitors/{monitor}/rows`.
 
+use super::{BATCH_ERRORS, INGEST_AUTH_ERRORS, STORE_ERRORS};
 use crate::batch::parse_rows_body;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{Body, MonitorName};
 use crate::state::AppState;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::{Path, State};
-use axum::http::HeaderMap;
+use axum::extract::State;
 use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use drift_contract::IngestAccepted;
 use std::sync::Arc;
 
+pub(crate) const ROWS_ERRORS: &[&[ErrorCode]] = &[
+    &INGEST_AUTH_ERRORS,
+    &[ErrorCode::BadPath],
+    &BATCH_ERRORS,
+    &[ErrorCode::UnknownMonitor, ErrorCode::MonitorReconfigured],
+    &STORE_ERRORS,
+];
+
+/// Stores a batch in every feature's window in one atomic step, and enqueues evaluation
+/// jobs when the batch crosses an evaluation boundary. The 202 is sent once Redis has
+/// acknowledged the whole batch; a rejected batch changed nothing.
+#[utoipa::path(
+    post,
+    path = "/v1/monitors/{monitor}/rows",
+    tag = "ingest",
+    params(drift_contract::MonitorParam),
+    request_body(content = drift_contract::RowsBatch, example = crate::openapi::examples::rows_batch),
+    responses((status = 202, description = "the whole batch is stored", body = IngestAccepted)),
+    security((), ("bearer" = [])),
+)]
 pub async fn ingest_rows(
     State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    monitor: Result<Path<String>, PathRejection>,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
-    st.tokens.check_ingest(&headers)?;
-    let monitor = super::path(monitor)?;
-    let body = super::body(body)?;
+    MonitorName(monitor): MonitorName,
+    Body(body): Body,
+) -> Result<(StatusCode, Json<IngestAccepted>), ApiError> {
     // Parse first: a malformed body is a 400 even for a monitor we would have to look up.
     let batch = parse_rows_body(&body)?;
     let cfg = st.monitor(&monitor).await?;
     let columns = batch.into_feature_columns(&cfg, st.max_batch_rows, str::to_string)?;
-    let n = columns[0].len();
+    let n = columns.first().map_or(0, Vec::len);
     let (cfg, done) = st.ingest(cfg, &columns).await?;
     st.metrics
         .rows_accepted
@@ -33,6 +48,10 @@ pub async fn ingest_rows(
         .inc_by(n as u64);
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"accepted": n, "seq": done.seq, "jobs_enqueued": done.jobs})),
+        Json(IngestAccepted {
+            accepted: n,
+            seq: done.seq,
+            jobs_enqueued: done.jobs,
+        }),
     ))
 }

@@ -1,4 +1,5 @@
-//! HTTP handlers, one module per resource.
+//! HTTP handlers, one module per resource. Each module also lists the error codes its
+//! handlers can answer with; the OpenAPI document is built from those lists.
 pub mod admin;
 pub mod datadrift;
 pub mod health;
@@ -6,24 +7,32 @@ pub mod ingest;
 pub mod monitors;
 pub mod predict;
 
-use crate::error::ApiError;
-use axum::body::Bytes;
-use axum::extract::rejection::{BytesRejection, PathRejection};
-use axum::extract::Path;
-use axum::http::StatusCode;
+use drift_contract::ErrorCode;
 
-/// The body, or the contract's error for a body that could not be read (413 past the limit).
-pub fn body(body: Result<Bytes, BytesRejection>) -> Result<Bytes, ApiError> {
-    body.map_err(|rej| {
-        if rej.status() == StatusCode::PAYLOAD_TOO_LARGE {
-            ApiError::too_large("request body exceeds the configured limit")
-        } else {
-            ApiError::new(rej.status(), "bad_request", rej.body_text())
-        }
-    })
-}
+/// What any route that reads or writes Redis may answer on top of its own errors.
+pub(crate) const STORE_ERRORS: [ErrorCode; 2] = [ErrorCode::Internal, ErrorCode::RedisUnavailable];
 
-pub fn path(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    p.map(|Path(s)| s)
-        .map_err(|rej| ApiError::new(StatusCode::BAD_REQUEST, "bad_path", rej.body_text()))
-}
+/// What a batch of rows can be rejected for (body, parse, match against the features).
+pub(crate) const BATCH_ERRORS: [ErrorCode; 10] = [
+    ErrorCode::BadRequest,
+    ErrorCode::PayloadTooLarge,
+    ErrorCode::MalformedJson,
+    ErrorCode::InvalidBatch,
+    ErrorCode::NonFiniteValue,
+    ErrorCode::WrongArity,
+    ErrorCode::MissingFeatures,
+    ErrorCode::EmptyBatch,
+    ErrorCode::UnknownFeature,
+    ErrorCode::DuplicateFeature,
+];
+
+/// The answers of the ingest token check.
+pub(crate) const INGEST_AUTH_ERRORS: [ErrorCode; 2] =
+    [ErrorCode::Unauthorized, ErrorCode::Forbidden];
+
+/// The answers of the admin token check.
+pub(crate) const ADMIN_AUTH_ERRORS: [ErrorCode; 3] = [
+    ErrorCode::Unauthorized,
+    ErrorCode::Forbidden,
+    ErrorCode::AdminDisabled,
+];

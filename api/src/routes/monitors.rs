@@ -1,124 +1,119 @@
-//! `GET /v1/monitors` and `GET /v1/monitors/{monitor}`.
+//! `GET /v1/monitors`, `GET /v1/monitors/{monitor}` and its history.
 
-use crate::error::ApiError;
+use super::STORE_ERRORS;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::{ApiQuery, MonitorName};
 use crate::state::AppState;
-use axum::extract::rejection::PathRejection;
-use axum::extract::{Path, Query, State};
+use axum::extract::State;
 use axum::Json;
-use drift_core::store::MonitorStatus;
+use drift_contract::{
+    parse_entry_id, HistoryPage, HistoryQuery, MonitorList, MonitorSummary, MonitorView,
+    HISTORY_PAGE_MAX,
+};
 use drift_core::MonitorConfig;
-use serde_json::{json, Map, Value};
 use std::sync::Arc;
 
-/// The public view of a monitor: config, decision, counters and per-feature results.
-pub fn monitor_view(cfg: &MonitorConfig, status: &MonitorStatus) -> Value {
-    let s = &status.state;
-    let mut results = Map::new();
-    for (f, r) in cfg.features.iter().zip(&status.results) {
-        results.insert(f.clone(), serde_json::to_value(r).unwrap_or(Value::Null));
-    }
-    json!({
-        "name": cfg.name,
-        "version": cfg.version,
-        "features": cfg.features,
-        "params": cfg.params,
-        "reference_rows": cfg.reference_rows,
-        "rows": s.rows,
-        "window_rows": s.rows.min(cfg.params.window as u64),
-        "status": if s.rows < cfg.params.window as u64 { "accumulating" } else { "monitoring" },
-        "features_drifting": s.features_drifting,
-        "drift_share": s.drift_share,
-        "dataset_drifted": s.dataset_drifted,
-        "last_detected_at": s.last_detected_at,
-        "counters": {
-            "rounds": s.rounds,
-            "evaluations": s.evaluations,
-            "stale": s.stale,
-            "detections": s.detections,
-            "dead_letters": s.dead_letters,
-        },
-        "results": results,
-    })
-}
+pub(crate) const LIST_ERRORS: &[&[ErrorCode]] = &[&STORE_ERRORS];
+pub(crate) const GET_ERRORS: &[&[ErrorCode]] = &[
+    &[ErrorCode::BadPath, ErrorCode::UnknownMonitor],
+    &STORE_ERRORS,
+];
+pub(crate) const HISTORY_ERRORS: &[&[ErrorCode]] = &[
+    &[
+        ErrorCode::BadPath,
+        ErrorCode::BadQuery,
+        ErrorCode::UnknownMonitor,
+    ],
+    &STORE_ERRORS,
+];
 
-pub async fn list(State(st): State<Arc<AppState>>) -> Result<Json<Value>, ApiError> {
-    let mut out = Vec::new();
+/// Every registered monitor with its parameters and summary state.
+#[utoipa::path(
+    get,
+    path = "/v1/monitors",
+    tag = "monitors",
+    responses((status = 200, description = "the registered monitors", body = MonitorList)),
+)]
+pub async fn list(State(st): State<Arc<AppState>>) -> Result<Json<MonitorList>, ApiError> {
+    let mut monitors = Vec::new();
     for name in st.store.monitors().await? {
         let Some(cfg) = st.store.config(&name).await? else {
             continue;
         };
         let status = st.store.status(&cfg).await?;
-        out.push(json!({
-            "name": cfg.name,
-            "version": cfg.version,
-            "features": cfg.features.len(),
-            "params": cfg.params,
-            "rows": status.state.rows,
-            "features_drifting": status.state.features_drifting,
-            "dataset_drifted": status.state.dataset_drifted,
-        }));
+        monitors.push(MonitorSummary::new(&cfg, &status));
     }
-    Ok(Json(json!({ "monitors": out })))
+    Ok(Json(MonitorList { monitors }))
 }
 
+/// The config from Redis, not from this replica's cache: another replica may have
+/// replaced the monitor, and readers must see the version whose results they get.
+async fn fresh_config(st: &AppState, name: &str) -> Result<Arc<MonitorConfig>, ApiError> {
+    match st.store.config(name).await? {
+        Some(cfg) => Ok(Arc::new(cfg)),
+        None => st.monitor(name).await,
+    }
+}
+
+/// One monitor: config, decision, counters and every feature's latest result.
+#[utoipa::path(
+    get,
+    path = "/v1/monitors/{monitor}",
+    tag = "monitors",
+    params(drift_contract::MonitorParam),
+    responses((status = 200, description = "the monitor", body = MonitorView)),
+)]
 pub async fn get_one(
     State(st): State<Arc<AppState>>,
-    monitor: Result<Path<String>, PathRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let monitor = super::path(monitor)?;
-    // Always read the config from Redis here: another replica may have replaced it.
-    let cfg = match st.store.config(&monitor).await? {
-        Some(cfg) => Arc::new(cfg),
-        None => st.monitor(&monitor).await?,
-    };
+    MonitorName(monitor): MonitorName,
+) -> Result<Json<MonitorView>, ApiError> {
+    let cfg = fresh_config(&st, &monitor).await?;
     let status = st.store.status(&cfg).await?;
-    Ok(Json(monitor_view(&cfg, &status)))
+    Ok(Json(MonitorView::new(&cfg, &status)))
 }
 
-#[derive(serde::Deserialize)]
-pub struct HistoryQuery {
-    /// Only entries after this id (exclusive), to page forward.
-    after: Option<String>,
-    limit: Option<usize>,
-}
-
-/// `GET /v1/monitors/{monitor}/history`: every evaluation recorded (oldest first, capped
-/// in Redis), for drift trends and for measuring detection delay.
+/// Every evaluation recorded for the current version (oldest first, capped in Redis), for
+/// drift trends and for measuring detection delay. Page forward with `after`.
+#[utoipa::path(
+    get,
+    path = "/v1/monitors/{monitor}/history",
+    tag = "monitors",
+    params(drift_contract::MonitorParam, HistoryQuery),
+    responses((status = 200, description = "one page of evaluations", body = HistoryPage)),
+)]
 pub async fn history(
     State(st): State<Arc<AppState>>,
-    monitor: Result<Path<String>, PathRejection>,
-    query: Result<Query<HistoryQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Value>, ApiError> {
-    let monitor = super::path(monitor)?;
-    let Query(q) = query.map_err(|e| {
-        ApiError::new(
-            axum::http::StatusCode::BAD_REQUEST,
-            "bad_query",
-            e.body_text(),
-        )
-    })?;
-    if let Some(after) = &q.after {
-        let valid = after.split_once('-').is_some_and(|(a, b)| {
-            !a.is_empty()
-                && !b.is_empty()
-                && a.bytes().all(|c| c.is_ascii_digit())
-                && b.bytes().all(|c| c.is_ascii_digit())
-        });
-        if !valid {
-            return Err(ApiError::new(
-                axum::http::StatusCode::BAD_REQUEST,
-                "bad_query",
-                "`after` must be an entry id like 1700000000000-0",
-            ));
-        }
+    MonitorName(monitor): MonitorName,
+    ApiQuery(q): ApiQuery<HistoryQuery>,
+) -> Result<Json<HistoryPage>, ApiError> {
+    // Checked here rather than left to Redis, which would refuse the id as an error of its
+    // own and turn a client mistake into a 500.
+    if q.after
+        .as_deref()
+        .is_some_and(|a| parse_entry_id(a).is_none())
+    {
+        return Err(ApiError::new(
+            ErrorCode::BadQuery,
+            "`after` must be an entry id like 1700000000000-0",
+        ));
     }
-    let limit = q.limit.unwrap_or(1000).clamp(1, 10_000);
-    let cfg = match st.store.config(&monitor).await? {
-        Some(cfg) => Arc::new(cfg),
-        None => st.monitor(&monitor).await?,
+    let limit = q.limit.unwrap_or(1000).clamp(1, HISTORY_PAGE_MAX);
+    let cfg = fresh_config(&st, &monitor).await?;
+    let after = match q.after.as_deref().and_then(parse_entry_id) {
+        // Nothing can follow the largest id, and Redis refuses an exclusive range from it.
+        Some((u64::MAX, u64::MAX)) => {
+            return Ok(Json(HistoryPage {
+                monitor: cfg.name.clone(),
+                version: cfg.version.clone(),
+                entries: Vec::new(),
+            }))
+        }
+        _ => q.after.as_deref(),
     };
-    let entries = st.store.history(&cfg, q.after.as_deref(), limit).await?;
-    Ok(Json(
-        json!({ "monitor": cfg.name, "version": cfg.version, "entries": entries }),
-    ))
+    let entries = st.store.history(&cfg, after, limit).await?;
+    Ok(Json(HistoryPage {
+        monitor: cfg.name.clone(),
+        version: cfg.version.clone(),
+        entries,
+    }))
 }

@@ -1,48 +1,61 @@
 //! `POST /v1/predict` and its alias `POST /get-prediction`: the demo model.
 
+use super::{BATCH_ERRORS, INGEST_AUTH_ERRORS};
 use crate::batch::parse_rows_body;
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
+use crate::extract::Body;
 use crate::routes::datadrift::snake;
 use crate::state::AppState;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
 use axum::extract::State;
-use axum::http::HeaderMap;
-use axum::http::StatusCode;
 use axum::Json;
-use serde_json::{json, Value};
+use drift_contract::{PredictAnswer, Prediction, Predictions};
 use std::sync::Arc;
 
 /// A prediction request is a row or a small batch, not a bulk upload.
 pub const MAX_PREDICT_ROWS: usize = 1000;
 
-/// Answers `{"prediction", "probability"}` for one row, `{"predictions": [...]}` for more.
-/// The rows are queued for monitoring after the answer is computed and never delay it.
+/// Predictions never touch Redis on the response path, so no store errors.
+pub(crate) const PREDICT_ERRORS: &[&[ErrorCode]] =
+    &[&INGEST_AUTH_ERRORS, &[ErrorCode::NoModel], &BATCH_ERRORS];
+
+/// The demo model's prediction for one row (answered bare) or a batch. The rows are
+/// queued for monitoring after the answer is computed and never delay it; scikit-learn's
+/// feature names (`mean radius`) are accepted.
+#[utoipa::path(
+    post,
+    path = "/v1/predict",
+    tag = "predict",
+    request_body(content = drift_contract::RowsBatch, example = crate::openapi::examples::rows_batch),
+    responses((status = 200, description = "one prediction per row", body = PredictAnswer)),
+    security((), ("bearer" = [])),
+)]
 pub async fn predict(
     State(st): State<Arc<AppState>>,
-    headers: HeaderMap,
-    body: Result<Bytes, BytesRejection>,
-) -> Result<Json<Value>, ApiError> {
-    st.tokens.check_ingest(&headers)?;
+    body: Result<Body, ApiError>,
+) -> Result<Json<PredictAnswer>, ApiError> {
     let Some((model, cfg)) = st.model.clone() else {
         return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "no_model",
+            ErrorCode::NoModel,
             "this API serves no model (the default monitor is disabled)",
         ));
     };
-    let body = super::body(body)?;
+    // The body is checked only now: without a model, `no_model` is the answer whatever
+    // was sent.
+    let Body(body) = body?;
     let batch = parse_rows_body(&body)?;
     let columns = batch.into_feature_columns(&cfg, MAX_PREDICT_ROWS, snake)?;
-    let n = columns[0].len();
+    let n = columns.first().map_or(0, Vec::len);
     let mut out = Vec::with_capacity(n);
     let mut rows = Vec::with_capacity(n);
     for i in 0..n {
         let row: Vec<f64> = columns.iter().map(|c| c[i]).collect();
-        let p = model
+        let probability = model
             .probability(&row)
-            .map_err(|e| ApiError::invalid("wrong_arity", e.to_string()))?;
-        out.push(json!({"prediction": u8::from(p >= 0.5), "probability": p}));
+            .map_err(|e| ApiError::new(ErrorCode::WrongArity, e.to_string()))?;
+        out.push(Prediction {
+            prediction: u8::from(probability >= 0.5),
+            probability,
+        });
         rows.push(row);
     }
     let logger = st.row_logger.read().ok().and_then(|l| l.clone());
@@ -55,8 +68,24 @@ pub async fn predict(
             .inc_by(n as u64),
     }
     if n == 1 {
-        Ok(Json(out.swap_remove(0)))
+        Ok(Json(PredictAnswer::One(out.swap_remove(0))))
     } else {
-        Ok(Json(json!({ "predictions": out })))
+        Ok(Json(PredictAnswer::Batch(Predictions { predictions: out })))
     }
+}
+
+/// The prototype's name for [`predict`], same bodies and answers.
+#[utoipa::path(
+    post,
+    path = "/get-prediction",
+    tag = "predict",
+    request_body(content = drift_contract::RowsBatch, example = crate::openapi::examples::rows_batch),
+    responses((status = 200, description = "one prediction per row", body = PredictAnswer)),
+    security((), ("bearer" = [])),
+)]
+pub async fn get_prediction(
+    st: State<Arc<AppState>>,
+    body: Result<Body, ApiError>,
+) -> Result<Json<PredictAnswer>, ApiError> {
+    predict(st, body).await
 }

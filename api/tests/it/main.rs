@@ -1,0 +1,10 @@
+//! The API's integration tests, one binary: admin routes, the error contract, the batch
+//! parser fuzzed, the monitors file, predictions, Redis authentication and SIGTERM, all on
+//! real servers started by drift-testkit.
+mod admin;
+mod errors;
+mod fuzz_batch;
+mod monitors_file;
+mod predict;
+mod redis_auth;
+mod sigterm;

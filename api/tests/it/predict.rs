@@ -1,0 +1,102 @@
+//! The demo model endpoint: answers with or without Redis, logs rows off the response path,
+//! flushes the buffer on shutdown.
+
+use drift_testkit::{spawn_api, Client, RedisServer};
+use serde_json::{json, Value};
+use std::time::Duration;
+
+const P: &str = "p";
+
+fn reference_rows() -> (Vec<String>, Vec<Vec<f64>>, Vec<f64>) {
+    let (ds, y) = drift_core::model::breast_cancer_xy().unwrap();
+    let rows = (0..ds.n_rows())
+        .map(|i| ds.columns().iter().map(|c| c[i]).collect())
+        .collect();
+    (ds.names().to_vec(), rows, y)
+}
+
+/// Rows stored for the default monitor, read through the store.
+async fn seq(redis: &RedisServer) -> u64 {
+    redis.store(P).rows("breast_cancer").await.unwrap_or(0)
+}
+
+fn metric(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// Posts each row alone to `/v1/predict` and expects an answer for each.
+async fn predict_each(c: &Client, names: &[String], rows: &[Vec<f64>]) {
+    for row in rows {
+        let body = json!({"columns": names, "data": [row]});
+        let _: Value = c.post("/v1/predict", &body, 200).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn predicts_and_logs_rows_for_monitoring() {
+    let redis = RedisServer::start();
+    let srv = spawn_api(&redis.url(), P, |_| {}).await;
+    let c = srv.client();
+    let (names, rows, y) = reference_rows();
+    // Scikit-learn names (with spaces), as the prototype's clients send them.
+    let sk: Vec<String> = names.iter().map(|n| n.replace('_', " ")).collect();
+    let body = json!({"columns": sk, "data": [rows[0]]});
+    let one: Value = c.post("/get-prediction", &body, 200).await;
+    assert_eq!(one["prediction"], 0, "{one}");
+    let p = one["probability"].as_f64().unwrap();
+    assert!((0.0..0.5).contains(&p));
+    let body = json!({"columns": names, "data": rows[..100]});
+    let many: Value = c.post("/v1/predict", &body, 200).await;
+    let preds = many["predictions"].as_array().unwrap();
+    assert_eq!(preds.len(), 100);
+    let correct = preds
+        .iter()
+        .zip(&y)
+        .filter(|(p, y)| p["prediction"].as_f64() == Some(**y))
+        .count();
+    assert!(correct >= 95, "{correct}/100 correct");
+    let logged = drift_testkit::eventually(Duration::from_secs(5), || async {
+        (seq(&redis).await == 101).then_some(())
+    })
+    .await;
+    assert!(logged.is_some(), "logged rows: {}", seq(&redis).await);
+    let bad = json!({"columns": ["mean_radius"], "data": [[1.0]]});
+    let (status, _) = c.send(c.http().post(c.url("/v1/predict")).json(&bad)).await;
+    assert_eq!(status, 422);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn predictions_answer_while_redis_is_down_and_drops_are_counted() {
+    let mut redis = RedisServer::start();
+    let srv = spawn_api(&redis.url(), P, |_| {}).await;
+    let c = srv.client();
+    let (names, rows, _) = reference_rows();
+    redis.kill();
+    predict_each(&c, &names, &rows[..20]).await;
+    let dropped = drift_testkit::eventually(Duration::from_secs(10), || async {
+        let n = metric(&srv.metrics().await, "drift_rows_dropped_total{");
+        (n >= 20.0).then_some(n)
+    })
+    .await;
+    assert!(dropped.is_some(), "dropped rows were not counted");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_flushes_buffered_rows() {
+    let redis = RedisServer::start();
+    let srv = spawn_api(&redis.url(), P, |_| {}).await;
+    let c = srv.client();
+    let (names, rows, _) = reference_rows();
+    // Wait for registration so the flush is not racing it.
+    drift_testkit::eventually(Duration::from_secs(5), || async {
+        redis.store(P).config("breast_cancer").await.ok()?
+    })
+    .await
+    .unwrap();
+    predict_each(&c, &names, &rows[..50]).await;
+    srv.stop().await.unwrap();
+    assert_eq!(seq(&redis).await, 50);
+}

@@ -1,0 +1,150 @@
+//! Admin routes: create or replace a monitor from a reference CSV, delete it, reset it.
+
+use drift_core::{Correction, MonitorConfig, Params};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+/// The query of `PUT /v1/monitors/{monitor}` (the body is the reference CSV). Parameters
+/// left out take the defaults, not the previous values.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct PutMonitorQuery {
+    /// Rows in each feature's window (at least 2; default 500).
+    #[param(minimum = 2)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub window: Option<usize>,
+    /// Rows between evaluations once the window is full (at least 1; default 100).
+    #[param(minimum = 1)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stride: Option<usize>,
+    /// Family-wise significance level, in (0, 1) (default 0.05).
+    #[param(exclusive_minimum = 0.0, exclusive_maximum = 1.0)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alpha: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[param(inline)]
+    pub correction: Option<Correction>,
+    /// Share of drifted features from which the data set counts as drifted, in (0, 1]
+    /// (default 0.5).
+    #[param(exclusive_minimum = 0.0, maximum = 1.0)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dataset_drift_share: Option<f64>,
+    /// Comma-separated columns of the CSV to leave out (e.g. the label).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exclude: Option<String>,
+}
+
+impl PutMonitorQuery {
+    /// The parameters asked for, defaults filling the rest.
+    pub fn params(&self) -> Params {
+        let d = Params::default();
+        Params {
+            window: self.window.unwrap_or(d.window),
+            stride: self.stride.unwrap_or(d.stride),
+            alpha: self.alpha.unwrap_or(d.alpha),
+            correction: self.correction.unwrap_or(d.correction),
+            dataset_drift_share: self.dataset_drift_share.unwrap_or(d.dataset_drift_share),
+        }
+    }
+
+    /// The columns named in `exclude`.
+    pub fn excluded(&self) -> Vec<&str> {
+        self.exclude
+            .as_deref()
+            .map(|s| {
+                s.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+}
+
+/// A monitor's definition as registered: the same fields as the config the workers read.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct MonitorDefinition {
+    pub name: String,
+    pub features: Vec<String>,
+    #[serde(flatten)]
+    pub params: Params,
+    /// Hash of the reference data; a new reference is a new version.
+    pub version: String,
+    pub reference_rows: usize,
+}
+
+impl From<&MonitorConfig> for MonitorDefinition {
+    fn from(c: &MonitorConfig) -> Self {
+        MonitorDefinition {
+            name: c.name.clone(),
+            features: c.features.clone(),
+            params: c.params.clone(),
+            version: c.version.clone(),
+            reference_rows: c.reference_rows,
+        }
+    }
+}
+
+/// What a `PUT` changed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum PutOutcome {
+    /// Same reference and parameters: nothing changed.
+    Unchanged,
+    /// Same reference, new parameters: results are kept.
+    ParamsUpdated,
+    /// A new reference: the old version's results are cleared.
+    NewVersion,
+}
+
+/// The answer of `PUT /v1/monitors/{monitor}` (201 when created, 200 when replaced).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct PutMonitorAnswer {
+    pub monitor: MonitorDefinition,
+    pub outcome: PutOutcome,
+}
+
+/// The answer of `DELETE /v1/monitors/{monitor}`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Deleted {
+    /// The monitor's name.
+    pub deleted: String,
+}
+
+/// The answer of `POST /v1/monitors/{monitor}/reset`.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+pub struct Reset {
+    /// The monitor's name.
+    pub reset: String,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drift_core::{Dataset, MonitorSpec};
+
+    #[test]
+    fn the_definition_is_the_config_on_the_wire() {
+        let ds = Dataset::from_csv("a,b\n1,2\n3,4\n".as_bytes(), &[]).unwrap();
+        let cfg = MonitorSpec::new("m", &ds, Params::default(), 10)
+            .unwrap()
+            .config;
+        assert_eq!(
+            serde_json::to_value(MonitorDefinition::from(&cfg)).unwrap(),
+            serde_json::to_value(&cfg).unwrap()
+        );
+    }
+
+    #[test]
+    fn query_defaults_and_exclusions() {
+        let q = PutMonitorQuery {
+            window: Some(20),
+            exclude: Some(" label, ,id".into()),
+            ..PutMonitorQuery::default()
+        };
+        assert_eq!(q.params().window, 20);
+        assert_eq!(q.params().stride, Params::default().stride);
+        assert_eq!(q.excluded(), ["label", "id"]);
+    }
+}

@@ -1,0 +1,118 @@
+//! How to reach Redis: the flags every binary shares, pooled connections whose every step
+//! is bounded, and dedicated connections for blocking reads.
+
+use crate::keys::Keys;
+use crate::store::{Caps, Store};
+use crate::StoreError;
+use deadpool_redis::redis::{self, AsyncConnectionConfig};
+use deadpool_redis::{Manager, Pool, Runtime, Timeouts};
+use std::time::Duration;
+
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
+/// Deadline of one Redis operation unless configured: past it a request gets a 503.
+pub const DEFAULT_TIMEOUT_MS: u64 = 1500;
+
+/// Flags every binary that talks to Redis shares.
+#[derive(clap::Args, Clone, Debug)]
+pub struct RedisArgs {
+    /// Redis URL: a password goes in the URL (redis://:PASSWORD@host:6379, or
+    /// redis://USER:PASSWORD@host for an ACL user); rediss:// for TLS.
+    #[arg(long, env = "DRIFT_REDIS_URL", default_value = DEFAULT_REDIS_URL)]
+    pub redis_url: String,
+    /// Prefix of every Redis key, to share one Redis between deployments.
+    #[arg(long, env = "DRIFT_KEY_PREFIX", default_value = "drift")]
+    pub key_prefix: String,
+    /// Deadline of one Redis operation; past it a request gets a 503.
+    #[arg(long, env = "DRIFT_REDIS_TIMEOUT_MS", default_value_t = DEFAULT_TIMEOUT_MS)]
+    pub redis_timeout_ms: u64,
+}
+
+impl RedisArgs {
+    /// The arguments with no flag given, for this Redis and key prefix (tests and tools:
+    /// nothing is read from the environment).
+    pub fn new(url: &str, prefix: &str) -> Self {
+        RedisArgs {
+            redis_url: url.to_string(),
+            key_prefix: prefix.to_string(),
+            redis_timeout_ms: DEFAULT_TIMEOUT_MS,
+        }
+    }
+
+    pub fn options(&self, pool_size: usize) -> RedisOptions {
+        RedisOptions {
+            url: self.redis_url.clone(),
+            op_timeout: Duration::from_millis(self.redis_timeout_ms),
+            pool_size,
+        }
+    }
+
+    pub fn keys(&self) -> Keys {
+        Keys::new(&self.key_prefix)
+    }
+
+    /// The store these arguments name, with a pool of `pool_size` connections. Connecting
+    /// is lazy: this fails only on an invalid URL.
+    pub fn connect(&self, pool_size: usize, caps: Caps) -> Result<Store, StoreError> {
+        Store::new(&self.options(pool_size), self.keys(), caps)
+    }
+}
+
+/// How to reach Redis and how long to wait for it before answering 503.
+#[derive(Clone, Debug)]
+pub struct RedisOptions {
+    pub url: String,
+    pub op_timeout: Duration,
+    pub pool_size: usize,
+}
+
+impl RedisOptions {
+    pub fn new(url: &str) -> Self {
+        RedisOptions {
+            url: url.to_string(),
+            op_timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
+            pool_size: 32,
+        }
+    }
+}
+
+/// `rediss://` needs a process-wide TLS crypto provider; installing it twice is harmless.
+fn install_tls_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// A connection pool whose every step (connect, wait for a connection, answer) is bounded.
+pub(crate) fn pool(opts: &RedisOptions) -> Result<Pool, StoreError> {
+    install_tls_provider();
+    let conn_cfg = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(opts.op_timeout))
+        .set_response_timeout(Some(opts.op_timeout));
+    let manager = Manager::new_with_config(opts.url.as_str(), conn_cfg)
+        .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
+    Pool::builder(manager)
+        .max_size(opts.pool_size)
+        .runtime(Runtime::Tokio1)
+        .timeouts(Timeouts {
+            wait: Some(opts.op_timeout),
+            create: Some(opts.op_timeout),
+            recycle: Some(opts.op_timeout),
+        })
+        .build()
+        .map_err(|e| StoreError::Unavailable(e.to_string()))
+}
+
+/// A dedicated connection for blocking reads (`XREADGROUP ... BLOCK`): its response timeout
+/// must exceed the block time, and it must not hold a pooled connection hostage.
+pub async fn blocking_connection(
+    url: &str,
+    response_timeout: Duration,
+) -> Result<redis::aio::MultiplexedConnection, StoreError> {
+    install_tls_provider();
+    let client = redis::Client::open(url)
+        .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
+    let cfg = AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(2)))
+        .set_response_timeout(Some(response_timeout));
+    Ok(client
+        .get_multiplexed_async_connection_with_config(&cfg)
+        .await?)
+}

@@ -1,0 +1,69 @@
+//! What can go wrong talking to Redis, in the terms callers act on.
+
+use deadpool_redis::redis;
+use deadpool_redis::PoolError;
+
+#[derive(Debug, thiserror::Error, Clone, PartialEq)]
+pub enum StoreError {
+    /// Redis cannot be reached, is loading, or did not answer in time. Retrying later helps.
+    #[error("Redis is unavailable: {0}")]
+    Unavailable(String),
+    #[error("monitor `{0}` is not registered")]
+    UnknownMonitor(String),
+    /// The monitor was re-registered since the caller read its config.
+    #[error("monitor configuration changed; reload it")]
+    StaleConfig,
+    /// An answer that should not happen with our own scripts (a bug or foreign data).
+    #[error("unexpected Redis answer: {0}")]
+    Protocol(String),
+}
+
+impl StoreError {
+    /// Whether the same request may succeed later without any change.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, StoreError::Unavailable(_))
+    }
+}
+
+impl From<redis::RedisError> for StoreError {
+    fn from(e: redis::RedisError) -> Self {
+        match e.code() {
+            Some("NOMONITOR") => return StoreError::UnknownMonitor(String::new()),
+            Some("STALECONFIG") => return StoreError::StaleConfig,
+            Some(
+                "LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "NOAUTH"
+                | "WRONGPASS" | "NOPERM",
+            ) => return StoreError::Unavailable(e.to_string()),
+            _ => {}
+        }
+        if e.kind() == redis::ErrorKind::AuthenticationFailed {
+            // A misconfigured password is an outage of the store for this replica.
+            return StoreError::Unavailable(e.to_string());
+        }
+        if e.is_io_error()
+            || e.is_timeout()
+            || e.is_connection_refusal()
+            || e.is_connection_dropped()
+            || e.is_unrecoverable_error()
+        {
+            StoreError::Unavailable(e.to_string())
+        } else {
+            StoreError::Protocol(e.to_string())
+        }
+    }
+}
+
+impl From<redis::ParsingError> for StoreError {
+    fn from(e: redis::ParsingError) -> Self {
+        StoreError::Protocol(e.to_string())
+    }
+}
+
+impl From<PoolError> for StoreError {
+    fn from(e: PoolError) -> Self {
+        match e {
+            PoolError::Backend(e) => e.into(),
+            other => StoreError::Unavailable(other.to_string()),
+        }
+    }
+}

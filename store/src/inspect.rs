@@ -1,0 +1,144 @@
+//! Typed readers of a monitor's raw state, and fault injection, for tests, drills and
+//! operators: what the scripts stored, read without going through the code paths under
+//! test, so that "nothing was written" and "every job was acknowledged" can be checked.
+
+use crate::keys::GROUP;
+use crate::{Store, StoreError};
+use deadpool_redis::redis::{self, Value};
+use drift_core::MonitorConfig;
+use std::collections::HashMap;
+
+/// Everything ingest may have written for a monitor: if two footprints are equal, no row,
+/// event or job was added in between.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Footprint {
+    pub seq: u64,
+    /// Length of every feature's window list, in config order.
+    pub windows: Vec<u64>,
+    pub events: u64,
+    pub jobs: u64,
+}
+
+/// One entry of a dead-letter stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeadLetter {
+    pub job: String,
+    pub reason: String,
+    pub deliveries: u64,
+}
+
+impl Store {
+    /// Rows ingested so far (the seq counter), 0 before any.
+    pub async fn rows(&self, monitor: &str) -> Result<u64, StoreError> {
+        let mut cmd = redis::cmd("GET");
+        cmd.arg(self.keys.seq(monitor));
+        let seq: Option<u64> = self.query(cmd).await?;
+        Ok(seq.unwrap_or(0))
+    }
+
+    /// Values held in a feature's window list (the window plus one stride at most).
+    pub async fn window_len(&self, monitor: &str, feature: &str) -> Result<u64, StoreError> {
+        let mut cmd = redis::cmd("LLEN");
+        cmd.arg(self.keys.window(monitor, feature));
+        self.query(cmd).await
+    }
+
+    /// Entries of the monitor's events, jobs and dead-letter streams.
+    pub async fn stream_lens(&self, monitor: &str) -> Result<(u64, u64, u64), StoreError> {
+        let mut pipe = redis::pipe();
+        for key in [
+            self.keys.events(monitor),
+            self.keys.jobs(monitor),
+            self.keys.dead(monitor),
+        ] {
+            pipe.cmd("XLEN").arg(key);
+        }
+        self.run(|mut c| async move { Ok(pipe.query_async(&mut c).await?) })
+            .await
+    }
+
+    pub async fn footprint(&self, cfg: &MonitorConfig) -> Result<Footprint, StoreError> {
+        let m = &cfg.name;
+        let mut windows = Vec::with_capacity(cfg.features.len());
+        for f in &cfg.features {
+            windows.push(self.window_len(m, f).await?);
+        }
+        let (events, jobs, _) = self.stream_lens(m).await?;
+        Ok(Footprint {
+            seq: self.rows(m).await?,
+            windows,
+            events,
+            jobs,
+        })
+    }
+
+    /// Jobs delivered to some consumer and not acknowledged yet.
+    pub async fn unacknowledged(&self, monitor: &str) -> Result<u64, StoreError> {
+        let mut cmd = redis::cmd("XPENDING");
+        cmd.arg(self.keys.jobs(monitor)).arg(GROUP);
+        let reply: Value = self.query(cmd).await?;
+        match reply {
+            Value::Array(items) => Ok(items
+                .first()
+                .and_then(|v| redis::from_redis_value::<u64>(v.clone()).ok())
+                .unwrap_or(0)),
+            other => Err(StoreError::Protocol(format!("XPENDING: {other:?}"))),
+        }
+    }
+
+    /// The dead-letter stream, oldest first.
+    pub async fn dead_letters(&self, monitor: &str) -> Result<Vec<DeadLetter>, StoreError> {
+        let mut cmd = redis::cmd("XRANGE");
+        cmd.arg(self.keys.dead(monitor)).arg("-").arg("+");
+        let raw: Vec<(String, HashMap<String, String>)> = self.query(cmd).await?;
+        Ok(raw
+            .into_iter()
+            .map(|(_, h)| DeadLetter {
+                job: h.get("job").cloned().unwrap_or_default(),
+                reason: h.get("reason").cloned().unwrap_or_default(),
+                deliveries: h
+                    .get("deliveries")
+                    .and_then(|d| d.parse().ok())
+                    .unwrap_or(0),
+            })
+            .collect())
+    }
+
+    /// Bytes of memory Redis reports in use (`used_memory`).
+    pub async fn memory_used(&self) -> Result<u64, StoreError> {
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("memory");
+        let info: String = self.query(cmd).await?;
+        info.lines()
+            .find_map(|l| l.strip_prefix("used_memory:")?.trim().parse().ok())
+            .ok_or_else(|| StoreError::Protocol("INFO memory without used_memory".into()))
+    }
+
+    /// Fault injection: overwrites a feature's stored reference with `bytes` (e.g. a blob
+    /// that is not a whole number of values), so that its jobs fail.
+    pub async fn corrupt_reference(
+        &self,
+        monitor: &str,
+        feature: &str,
+        bytes: &[u8],
+    ) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("SET");
+        cmd.arg(self.keys.reference(monitor, feature)).arg(bytes);
+        self.query(cmd).await
+    }
+
+    /// Fault injection: appends an entry with these fields to the jobs stream, as a foreign
+    /// writer would (a poison job when the fields are not f, s and v).
+    pub async fn append_foreign_job(
+        &self,
+        monitor: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<String, StoreError> {
+        let mut cmd = redis::cmd("XADD");
+        cmd.arg(self.keys.jobs(monitor)).arg("*");
+        for (k, v) in fields {
+            cmd.arg(*k).arg(*v);
+        }
+        self.query(cmd).await
+    }
+}

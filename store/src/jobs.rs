@@ -1,0 +1,361 @@
+//! The job protocol, both sides: jobs are enqueued by `ingest.lua` as entries
+//! `f=<feature index> s=<seq> v=<version>` on each monitor's jobs stream; workers read them
+//! in the `workers` consumer group, take over idle ones, and dead-letter those that can
+//! never succeed. Acknowledging happens in `record_result.lua` with the outcome.
+
+use crate::connect::blocking_connection;
+use crate::keys::GROUP;
+use crate::{Store, StoreError};
+use deadpool_redis::redis::{self, Value};
+use std::collections::HashMap;
+use std::time::Duration;
+
+/// One job: evaluate feature `feature` of `monitor` on the window that ended at row `seq`,
+/// against reference version `version`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Job {
+    pub monitor: String,
+    pub id: String,
+    pub feature: usize,
+    pub seq: u64,
+    pub version: String,
+}
+
+/// An entry that is not a valid job (trimmed away, or written by something else).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Poison {
+    pub monitor: String,
+    pub id: String,
+    pub reason: String,
+}
+
+/// A job pending longer than the idle time, and how often it was delivered.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StuckJob {
+    pub id: String,
+    pub deliveries: u64,
+}
+
+fn text(v: &Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
+        Value::SimpleString(s) => Some(s.clone()),
+        Value::Int(i) => Some(i.to_string()),
+        _ => None,
+    }
+}
+
+fn pairs(v: &Value) -> Vec<(Value, Value)> {
+    match v {
+        Value::Array(items) => items
+            .chunks_exact(2)
+            .map(|c| (c[0].clone(), c[1].clone()))
+            .collect(),
+        Value::Map(m) => m.clone(),
+        _ => Vec::new(),
+    }
+}
+
+/// Parses one stream entry `[id, [field, value, ...]]`.
+fn parse_entry(monitor: &str, entry: &Value) -> Option<Result<Job, Poison>> {
+    let Value::Array(parts) = entry else {
+        return None;
+    };
+    let id = text(parts.first()?)?;
+    let poison = |reason: &str| Poison {
+        monitor: monitor.to_string(),
+        id: id.clone(),
+        reason: reason.to_string(),
+    };
+    let fields: HashMap<String, String> = match parts.get(1) {
+        Some(Value::Nil) | None => return Some(Err(poison("entry was trimmed from the stream"))),
+        Some(v) => pairs(v)
+            .iter()
+            .filter_map(|(k, v)| Some((text(k)?, text(v)?)))
+            .collect(),
+    };
+    let job = (|| {
+        Some(Job {
+            monitor: monitor.to_string(),
+            id: id.clone(),
+            feature: fields.get("f")?.parse().ok()?,
+            seq: fields.get("s")?.parse().ok()?,
+            version: fields.get("v")?.clone(),
+        })
+    })();
+    Some(job.ok_or_else(|| poison("not a job: fields f, s and v are required")))
+}
+
+/// Parses an XREADGROUP reply: `[[stream, [entry, ...]], ...]` (or a map in RESP3).
+fn parse_read_reply(
+    reply: &Value,
+    monitor_of_stream: &HashMap<String, String>,
+) -> Vec<Result<Job, Poison>> {
+    let streams: Vec<(Value, Value)> = match reply {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|s| match s {
+                Value::Array(kv) if kv.len() == 2 => Some((kv[0].clone(), kv[1].clone())),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(m) => m.clone(),
+        _ => Vec::new(),
+    };
+    let mut out = Vec::new();
+    for (key, entries) in streams {
+        let Some(monitor) = text(&key).and_then(|k| monitor_of_stream.get(&k).cloned()) else {
+            continue;
+        };
+        if let Value::Array(entries) = entries {
+            out.extend(entries.iter().filter_map(|e| parse_entry(&monitor, e)));
+        }
+    }
+    out
+}
+
+/// Parses an XAUTOCLAIM reply: `[next-id, [entry, ...], [deleted-id, ...]]`.
+fn parse_autoclaim(monitor: &str, reply: &Value) -> (String, Vec<Result<Job, Poison>>) {
+    let Value::Array(parts) = reply else {
+        return ("0-0".into(), Vec::new());
+    };
+    let next = parts.first().and_then(text).unwrap_or_else(|| "0-0".into());
+    let jobs = match parts.get(1) {
+        Some(Value::Array(entries)) => entries
+            .iter()
+            .filter_map(|e| parse_entry(monitor, e))
+            .collect(),
+        _ => Vec::new(),
+    };
+    (next, jobs)
+}
+
+/// Parses an extended XPENDING reply into (id, deliveries).
+fn parse_pending(reply: &Value) -> Vec<StuckJob> {
+    let Value::Array(items) = reply else {
+        return Vec::new();
+    };
+    items
+        .iter()
+        .filter_map(|it| {
+            let Value::Array(p) = it else { return None };
+            let id = text(p.first()?)?;
+            let deliveries = match p.get(3)? {
+                Value::Int(i) => u64::try_from(*i).ok()?,
+                v => text(v)?.parse().ok()?,
+            };
+            Some(StuckJob { id, deliveries })
+        })
+        .collect()
+}
+
+/// A consumer's reader of new jobs over every monitor's jobs stream. It owns a dedicated
+/// connection (a blocking read must not hold a pooled one, and its response timeout must
+/// exceed the block time), reconnecting after a connection error.
+pub struct JobReader {
+    url: String,
+    keys: crate::Keys,
+    consumer: String,
+    block: Duration,
+    response_timeout: Duration,
+    conn: Option<redis::aio::MultiplexedConnection>,
+}
+
+impl JobReader {
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    /// Reads up to `count` jobs over `monitors`: with `own_pending`, those delivered to this
+    /// consumer before and never acknowledged (a previous life of the same name), at once;
+    /// else new ones, waiting up to the block time.
+    pub async fn read(
+        &mut self,
+        monitors: &[String],
+        own_pending: bool,
+        count: usize,
+    ) -> Result<Vec<Result<Job, Poison>>, StoreError> {
+        if monitors.is_empty() {
+            return Ok(Vec::new());
+        }
+        if self.conn.is_none() {
+            self.conn = Some(blocking_connection(&self.url, self.response_timeout).await?);
+        }
+        let Some(conn) = self.conn.as_mut() else {
+            return Ok(Vec::new());
+        };
+        let streams: HashMap<String, String> = monitors
+            .iter()
+            .map(|m| (self.keys.jobs(m), m.clone()))
+            .collect();
+        let mut cmd = redis::cmd("XREADGROUP");
+        cmd.arg("GROUP")
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg("COUNT")
+            .arg(count);
+        if !own_pending {
+            cmd.arg("BLOCK").arg(self.block.as_millis() as u64);
+        }
+        cmd.arg("STREAMS");
+        for m in monitors {
+            cmd.arg(self.keys.jobs(m));
+        }
+        for _ in monitors {
+            cmd.arg(if own_pending { "0" } else { ">" });
+        }
+        match cmd.query_async::<Value>(conn).await {
+            Ok(reply) => Ok(parse_read_reply(&reply, &streams)),
+            Err(e) => {
+                // A missing group is the monitor's business; anything else may have broken
+                // the connection.
+                if e.code() != Some("NOGROUP") {
+                    self.conn = None;
+                }
+                Err(e.into())
+            }
+        }
+    }
+}
+
+impl Store {
+    /// A reader of jobs for consumer `consumer` that waits up to `block` for new ones.
+    pub fn job_reader(&self, consumer: &str, block: Duration) -> JobReader {
+        JobReader {
+            url: self.url.clone(),
+            keys: self.keys.clone(),
+            consumer: consumer.to_string(),
+            block,
+            response_timeout: block + self.op_timeout,
+            conn: None,
+        }
+    }
+
+    /// Creates the consumer group of a monitor's jobs stream if missing.
+    pub async fn ensure_group(&self, monitor: &str) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("XGROUP");
+        cmd.arg("CREATE")
+            .arg(self.keys.jobs(monitor))
+            .arg(GROUP)
+            .arg("0")
+            .arg("MKSTREAM");
+        self.run(|mut c| async move {
+            match cmd.query_async::<()>(&mut c).await {
+                Ok(()) => Ok(()),
+                Err(e) if e.code() == Some("BUSYGROUP") => Ok(()),
+                Err(e) => Err(e.into()),
+            }
+        })
+        .await
+    }
+
+    /// Up to `count` jobs of `monitor` pending longer than `idle` on any consumer.
+    pub async fn stuck_jobs(
+        &self,
+        monitor: &str,
+        idle: Duration,
+        count: usize,
+    ) -> Result<Vec<StuckJob>, StoreError> {
+        let mut cmd = redis::cmd("XPENDING");
+        cmd.arg(self.keys.jobs(monitor))
+            .arg(GROUP)
+            .arg("IDLE")
+            .arg(idle.as_millis() as u64)
+            .arg("-")
+            .arg("+")
+            .arg(count);
+        let reply: Value = self.query(cmd).await?;
+        Ok(parse_pending(&reply))
+    }
+
+    /// Takes over up to `count` jobs of `monitor` idle longer than `idle`, scanning from
+    /// `cursor`; returns the next cursor (`0-0` when the scan is complete) and the jobs.
+    pub async fn claim_idle(
+        &self,
+        monitor: &str,
+        consumer: &str,
+        idle: Duration,
+        cursor: &str,
+        count: usize,
+    ) -> Result<(String, Vec<Result<Job, Poison>>), StoreError> {
+        let mut cmd = redis::cmd("XAUTOCLAIM");
+        cmd.arg(self.keys.jobs(monitor))
+            .arg(GROUP)
+            .arg(consumer)
+            .arg(idle.as_millis() as u64)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(count);
+        let reply: Value = self.query(cmd).await?;
+        Ok(parse_autoclaim(monitor, &reply))
+    }
+
+    /// Moves a pending job to the dead-letter stream; false if it was no longer pending.
+    pub async fn dead_letter(
+        &self,
+        monitor: &str,
+        job_id: &str,
+        reason: &str,
+        deliveries: u64,
+    ) -> Result<bool, StoreError> {
+        let mut inv = self.scripts.dead_letter.prepare_invoke();
+        inv.key(self.keys.jobs(monitor))
+            .key(self.keys.dead(monitor))
+            .key(self.keys.stats(monitor))
+            .arg(GROUP)
+            .arg(job_id)
+            .arg(reason)
+            .arg(deliveries)
+            .arg(self.caps.dead);
+        let moved: i64 = self.invoke(inv).await?;
+        Ok(moved == 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn b(s: &str) -> Value {
+        Value::BulkString(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn parses_entries_and_poison() {
+        let e = Value::Array(vec![
+            b("1-0"),
+            Value::Array(vec![b("f"), b("3"), b("s"), b("600"), b("v"), b("abc")]),
+        ]);
+        assert_eq!(
+            parse_entry("m", &e),
+            Some(Ok(Job {
+                monitor: "m".into(),
+                id: "1-0".into(),
+                feature: 3,
+                seq: 600,
+                version: "abc".into()
+            }))
+        );
+        let trimmed = Value::Array(vec![b("2-0"), Value::Nil]);
+        assert!(matches!(parse_entry("m", &trimmed), Some(Err(_))));
+        let junk = Value::Array(vec![b("3-0"), Value::Array(vec![b("x"), b("y")])]);
+        assert!(matches!(parse_entry("m", &junk), Some(Err(_))));
+    }
+
+    #[test]
+    fn parses_pending() {
+        let r = Value::Array(vec![Value::Array(vec![
+            b("1-0"),
+            b("c1"),
+            Value::Int(100),
+            Value::Int(4),
+        ])]);
+        assert_eq!(
+            parse_pending(&r),
+            vec![StuckJob {
+                id: "1-0".to_string(),
+                deliveries: 4
+            }]
+        );
+    }
+}

@@ -1,0 +1,32 @@
+//! Everything the drift monitor does with Redis, and nothing else: connection options,
+//! the key schema, the Lua scripts (one per atomic operation, in `scripts/`) and one typed
+//! call per operation. Both sides of every protocol live here (ingest and job enqueueing;
+//! job reading, claiming, acknowledging and dead-lettering; results, history, status), so
+//! no Redis command or key format exists outside this crate.
+//!
+//! Where a row goes: [`Store::ingest`] (`ingest.lua`) appends it to every feature's window
+//! and enqueues jobs; a worker's [`JobReader`] reads them; [`Store::read_window`]
+//! (`read_window.lua`) hands it the window; [`Store::record`] (`record_result.lua`) stores
+//! the decision and acknowledges the job; [`Store::status`] is what the API and the
+//! exporter read back.
+pub mod codec;
+mod connect;
+mod error;
+mod evaluation;
+mod ingest;
+pub mod inspect;
+mod jobs;
+pub mod keys;
+mod monitors;
+mod status;
+mod store;
+
+pub use connect::{blocking_connection, RedisArgs, RedisOptions, DEFAULT_REDIS_URL};
+pub use error::StoreError;
+pub use evaluation::{Decision, Recorded, Snapshot, WindowRead};
+pub use ingest::Ingested;
+pub use jobs::{Job, JobReader, Poison, StuckJob};
+pub use keys::Keys;
+pub use monitors::Registered;
+pub use status::JobsInfo;
+pub use store::{Caps, Store};

@@ -1,0 +1,144 @@
+//! The monitor registry: registering (idempotent, versioned), reading configs, listing,
+//! resetting and deleting.
+
+use crate::codec;
+use crate::keys::GROUP;
+use crate::{Store, StoreError};
+use deadpool_redis::redis;
+use drift_core::{MonitorConfig, MonitorSpec};
+
+/// Outcome of [`Store::register`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Registered {
+    Unchanged,
+    ParamsUpdated,
+    NewVersion,
+}
+
+impl Registered {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Registered::Unchanged => "unchanged",
+            Registered::ParamsUpdated => "params_updated",
+            Registered::NewVersion => "new_version",
+        }
+    }
+}
+
+impl Store {
+    /// Registers a monitor (see `scripts/register.lua`) and makes sure its consumer group
+    /// exists before any job can be enqueued. The keys of the features it replaces are
+    /// read first; a concurrent registration makes the script refuse, and it is retried.
+    pub async fn register(&self, spec: &MonitorSpec) -> Result<Registered, StoreError> {
+        let mut last = StoreError::Protocol("register: no attempt".into());
+        for _ in 0..5 {
+            let old: Option<String> = self
+                .query({
+                    let mut c = redis::cmd("HGET");
+                    c.arg(self.keys.config(&spec.config.name)).arg("features");
+                    c
+                })
+                .await?;
+            match self.register_over(spec, old.as_deref().unwrap_or("")).await {
+                Err(StoreError::Protocol(msg)) if msg.contains("CONFLICT") => {
+                    last = StoreError::Protocol(msg);
+                }
+                other => return other,
+            }
+        }
+        Err(last)
+    }
+
+    async fn register_over(
+        &self,
+        spec: &MonitorSpec,
+        old_features: &str,
+    ) -> Result<Registered, StoreError> {
+        let cfg = &spec.config;
+        let m = &cfg.name;
+        let k = &self.keys;
+        let json = serde_json::to_string(cfg).map_err(|e| StoreError::Protocol(e.to_string()))?;
+        let mut inv = self.scripts.register.prepare_invoke();
+        inv.key(k.config(m))
+            .key(k.monitors())
+            .key(k.jobs(m))
+            .key(k.state(m))
+            .key(k.seq(m));
+        for f in &cfg.features {
+            inv.key(k.window(m, f))
+                .key(k.result(m, f))
+                .key(k.reference(m, f));
+        }
+        for f in old_features.split('\n').filter(|f| !f.is_empty()) {
+            inv.key(k.window(m, f))
+                .key(k.result(m, f))
+                .key(k.reference(m, f));
+        }
+        inv.arg(&cfg.version)
+            .arg(json)
+            .arg(cfg.params.window)
+            .arg(cfg.params.stride)
+            .arg(cfg.features.len())
+            .arg(m)
+            .arg(GROUP)
+            .arg(cfg.features.join("\n"))
+            .arg(old_features);
+        for col in &spec.reference {
+            let mut sorted = col.clone();
+            sorted.sort_by(f64::total_cmp);
+            inv.arg(codec::encode_all(&sorted));
+        }
+        let code: i64 = self.invoke(inv).await?;
+        Ok(match code {
+            0 => Registered::Unchanged,
+            1 => Registered::ParamsUpdated,
+            _ => Registered::NewVersion,
+        })
+    }
+
+    pub async fn config(&self, monitor: &str) -> Result<Option<MonitorConfig>, StoreError> {
+        let mut cmd = redis::cmd("HGET");
+        cmd.arg(self.keys.config(monitor)).arg("json");
+        let json: Option<String> = self.query(cmd).await?;
+        json.map(|j| {
+            serde_json::from_str(&j)
+                .map_err(|e| StoreError::Protocol(format!("config of `{monitor}`: {e}")))
+        })
+        .transpose()
+    }
+
+    /// Names of the registered monitors, sorted.
+    pub async fn monitors(&self) -> Result<Vec<String>, StoreError> {
+        let mut cmd = redis::cmd("SMEMBERS");
+        cmd.arg(self.keys.monitors());
+        let mut names: Vec<String> = self.query(cmd).await?;
+        names.sort();
+        Ok(names)
+    }
+
+    /// Clears a monitor's data (windows, counters, results, history, jobs) but keeps its
+    /// config and reference; `delete` also removes those and unregisters it. Atomic.
+    pub async fn clear(&self, cfg: &MonitorConfig, delete: bool) -> Result<(), StoreError> {
+        let m = &cfg.name;
+        let k = &self.keys;
+        let mut inv = self.scripts.clear.prepare_invoke();
+        inv.key(k.monitors()).key(k.jobs(m));
+        for key in [k.seq(m), k.events(m), k.stats(m), k.state(m), k.history(m)] {
+            inv.key(key);
+        }
+        for f in &cfg.features {
+            inv.key(k.window(m, f)).key(k.result(m, f));
+        }
+        if delete {
+            inv.key(k.config(m)).key(k.dead(m));
+            for f in &cfg.features {
+                inv.key(k.reference(m, f));
+            }
+        }
+        inv.arg(if delete { "delete" } else { "reset" })
+            .arg(m)
+            .arg(GROUP);
+        let _: i64 = self.invoke(inv).await?;
+        Ok(())
+    }
+}

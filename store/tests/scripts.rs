@@ -1,0 +1,312 @@
+//! The Redis scripts on a real Redis: registration, ingest boundaries, windows, and the
+//! recording of decisions (stored as decided, conflicts detected for rules over every
+//! feature).
+
+use drift_core::alarm::decide;
+use drift_core::{Correction, Dataset, Evaluation, MonitorConfig, MonitorSpec, Params};
+use drift_store::{Caps, Decision, Job, Recorded, RedisArgs, Registered, Store, WindowRead};
+use drift_testkit::RedisServer;
+use std::time::Duration;
+
+fn spec(name: &str, csv: &str, params: Params) -> MonitorSpec {
+    let ds = Dataset::from_csv(csv.as_bytes(), &[]).unwrap();
+    MonitorSpec::new(name, &ds, params, 100).unwrap()
+}
+
+fn small(window: usize, stride: usize, correction: Correction) -> Params {
+    Params {
+        window,
+        stride,
+        correction,
+        ..Params::default()
+    }
+}
+
+const CSV5: &str = "a,b,c,d,e\n1,2,3,4,5\n2,3,4,5,6\n3,4,5,6,7\n";
+
+fn store(redis: &RedisServer) -> Store {
+    RedisArgs::new(&redis.url(), "x")
+        .connect(4, Caps::DEFAULT)
+        .unwrap()
+}
+
+/// Every job enqueued so far, delivered to a test consumer.
+async fn read_jobs(store: &Store, m: &str) -> Vec<Job> {
+    let mut reader = store.job_reader("test", Duration::from_millis(10));
+    reader
+        .read(&[m.to_string()], false, 1000)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|j| j.unwrap())
+        .collect()
+}
+
+fn job(cfg: &MonitorConfig, feature: usize, seq: u64) -> Job {
+    Job {
+        monitor: cfg.name.clone(),
+        id: "0-1".into(),
+        feature,
+        seq,
+        version: cfg.version.clone(),
+    }
+}
+
+fn window(r: WindowRead) -> Vec<f64> {
+    match r {
+        WindowRead::Window { values, .. } => values,
+        WindowRead::Stale(why) => panic!("stale: {why}"),
+    }
+}
+
+#[tokio::test]
+async fn registration_is_idempotent_and_versioned() {
+    let redis = RedisServer::start();
+    let store = store(&redis);
+    let a = spec("m", CSV5, small(2, 1, Correction::Bonferroni));
+    assert_eq!(store.register(&a).await.unwrap(), Registered::NewVersion);
+    assert_eq!(store.register(&a).await.unwrap(), Registered::Unchanged);
+    let b = spec("m", CSV5, small(3, 1, Correction::Bonferroni));
+    assert_eq!(store.register(&b).await.unwrap(), Registered::ParamsUpdated);
+    assert_eq!(store.config("m").await.unwrap().unwrap().params.window, 3);
+    let c = spec(
+        "m",
+        "a,b,c,d,e\n9,9,9,9,9\n8,8,8,8,8\n",
+        small(3, 1, Correction::Bonferroni),
+    );
+    assert_eq!(store.register(&c).await.unwrap(), Registered::NewVersion);
+    assert_eq!(store.monitors().await.unwrap(), vec!["m".to_string()]);
+    let r = store.reference("m", "a", &c.config.version).await.unwrap();
+    assert_eq!(r, Some(vec![8.0, 9.0]));
+    assert_eq!(
+        store.reference("m", "a", &a.config.version).await.unwrap(),
+        None
+    );
+}
+
+#[tokio::test]
+async fn a_new_feature_list_clears_the_windows_of_the_old_features() {
+    let redis = RedisServer::start();
+    let store = store(&redis);
+    let a = spec("m", "a,b\n1,2\n3,4\n", small(2, 1, Correction::Bonferroni));
+    store.register(&a).await.unwrap();
+    store
+        .ingest(&a.config, &[vec![1.0, 2.0], vec![3.0, 4.0]])
+        .await
+        .unwrap();
+    assert_eq!(store.window_len("m", "b").await.unwrap(), 2);
+    let b = spec("m", "a,c\n1,2\n3,4\n", small(2, 1, Correction::Bonferroni));
+    assert_eq!(store.register(&b).await.unwrap(), Registered::NewVersion);
+    assert_eq!(store.window_len("m", "a").await.unwrap(), 0);
+    assert_eq!(store.window_len("m", "b").await.unwrap(), 0);
+    assert_eq!(store.rows("m").await.unwrap(), 0);
+    assert!(
+        store.reference("m", "b", &b.config.version).await.is_err(),
+        "the old feature's reference must be gone"
+    );
+}
+
+#[tokio::test]
+async fn ingest_enqueues_one_round_per_boundary_crossing_and_windows_are_exact() {
+    let redis = RedisServer::start();
+    let store = store(&redis);
+    let s = spec("m", CSV5, small(5, 2, Correction::Bonferroni));
+    store.register(&s).await.unwrap();
+    let cfg = &s.config;
+    let batch = |from: u64, n: u64| -> Vec<Vec<f64>> {
+        (0..5)
+            .map(|f| (from..from + n).map(|r| (r * 10 + f) as f64).collect())
+            .collect()
+    };
+    // Rows are numbered from 1; feature f of row r holds r*10+f.
+    let out = store.ingest(cfg, &batch(1, 4)).await.unwrap();
+    assert_eq!((out.seq, out.jobs), (4, 0), "window not full yet");
+    let out = store.ingest(cfg, &batch(5, 1)).await.unwrap();
+    assert_eq!(
+        (out.seq, out.jobs),
+        (5, 5),
+        "first boundary at the window size"
+    );
+    let out = store.ingest(cfg, &batch(6, 1)).await.unwrap();
+    assert_eq!((out.seq, out.jobs), (6, 0));
+    // 7 and 9 are both crossed: one round, for the newest state.
+    let out = store.ingest(cfg, &batch(7, 3)).await.unwrap();
+    assert_eq!((out.seq, out.jobs), (9, 5));
+    let jobs = read_jobs(&store, "m").await;
+    assert_eq!(jobs.len(), 10);
+    assert!(jobs[..5].iter().all(|j| j.seq == 5));
+    assert!(jobs[5..].iter().all(|j| j.seq == 9));
+    // The window that ended at row 9: rows 5..=9, newest first.
+    let w = store
+        .read_window(cfg, &job(cfg, 2, 9), false)
+        .await
+        .unwrap();
+    assert_eq!(window(w), vec![92.0, 82.0, 72.0, 62.0, 52.0]);
+    // Row 5's job is superseded (boundary 7 was crossed since).
+    let w = store
+        .read_window(cfg, &job(cfg, 2, 5), false)
+        .await
+        .unwrap();
+    assert_eq!(w, WindowRead::Stale("superseded".into()));
+    // One more row (no boundary): the window that ended at 9 is still read exactly.
+    store.ingest(cfg, &batch(10, 1)).await.unwrap();
+    let w = store
+        .read_window(cfg, &job(cfg, 0, 9), false)
+        .await
+        .unwrap();
+    assert_eq!(window(w), vec![90.0, 80.0, 70.0, 60.0, 50.0]);
+    let mut other = job(cfg, 0, 9);
+    other.version = "other-version".into();
+    let w = store.read_window(cfg, &other, false).await.unwrap();
+    assert_eq!(w, WindowRead::Stale("version".into()));
+    // Windows are capped at window + stride.
+    assert_eq!(store.window_len("m", "a").await.unwrap(), 7);
+}
+
+/// A tiny deterministic generator, so that failures reproduce.
+fn next(state: &mut u64) -> f64 {
+    *state = state
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (*state >> 11) as f64 / (1u64 << 53) as f64
+}
+
+fn evaluation(p: f64) -> Evaluation {
+    Evaluation {
+        p_value: p,
+        statistic: 0.5,
+        statistic_location: 1.0,
+        statistic_sign: 1,
+        window_rows: 2,
+        method: "exact",
+    }
+}
+
+/// Decides as a worker does: the feature's own flag under a local rule, every flag on
+/// the snapshot under BH.
+fn decision_for(
+    cfg: &MonitorConfig,
+    f: usize,
+    p: f64,
+    snap: &Option<drift_store::Snapshot>,
+) -> Decision {
+    let corr = cfg.params.correction;
+    match snap {
+        Some(s) if !corr.is_local() => {
+            let mut ps = s.p_values.clone();
+            ps[f] = Some(p);
+            Decision::All {
+                rev: s.rev,
+                flags: decide(&ps, cfg.params.alpha, corr),
+            }
+        }
+        _ => {
+            let mut ps = vec![None; cfg.features.len()];
+            ps[f] = Some(p);
+            Decision::Own(decide(&ps, cfg.params.alpha, corr)[f])
+        }
+    }
+}
+
+#[tokio::test]
+async fn stored_flags_and_counts_are_the_alarms_decision_for_every_correction() {
+    let redis = RedisServer::start();
+    let store = store(&redis);
+    let mut rng = 42u64;
+    for (name, corr) in [
+        ("bonf", Correction::Bonferroni),
+        ("bh", Correction::Bh),
+        ("none", Correction::None),
+    ] {
+        let s = spec(name, CSV5, small(2, 1, corr));
+        store.register(&s).await.unwrap();
+        let cfg = &s.config;
+        let mut latest: Vec<Option<f64>> = vec![None; 5];
+        let mut flagged_rounds = 0;
+        for round in 0..40 {
+            let rows: Vec<Vec<f64>> = vec![vec![1.0, 2.0]; 5];
+            store.ingest(cfg, &rows).await.unwrap();
+            let jobs = read_jobs(&store, name).await;
+            assert_eq!(jobs.len(), 5);
+            for (i, job) in jobs.iter().enumerate() {
+                // Mix of tiny, borderline and large p-values, and ties.
+                let u = next(&mut rng);
+                let p = match round % 4 {
+                    0 => u * 0.02,
+                    1 => [0.001, 0.01, 0.0125, 0.02, 0.03][i],
+                    2 => u,
+                    _ => 0.01,
+                };
+                let e = evaluation(p);
+                let read = store.read_window(cfg, job, !corr.is_local()).await.unwrap();
+                let WindowRead::Window { snapshot, .. } = read else {
+                    panic!("{name}: job {job:?} stale");
+                };
+                let d = decision_for(cfg, job.feature, p, &snapshot);
+                let rec = store.record(cfg, job, 1.0, Some((&e, &d))).await.unwrap();
+                assert_eq!(rec, Recorded::Evaluated);
+                latest[job.feature] = Some(p);
+                let status = store.status(cfg).await.unwrap();
+                let want = decide(&latest, cfg.params.alpha, corr);
+                assert_eq!(status.flags(), want, "{name} round {round}: p = {latest:?}");
+                assert_eq!(status.p_values(), latest);
+                let n = want.iter().filter(|d| **d).count() as u64;
+                assert_eq!(status.state.features_drifting, n);
+                assert_eq!(status.state.dataset_drifted, n >= 3, "half of 5 features");
+                flagged_rounds += (n > 0) as u32;
+                // A second delivery of the same job changes nothing.
+                let again = store.record(cfg, job, 1.0, Some((&e, &d))).await.unwrap();
+                assert_eq!(again, Recorded::Duplicate);
+            }
+        }
+        assert!(
+            flagged_rounds > 0,
+            "{name}: the test never exercised a flag"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_decision_over_every_feature_on_an_old_snapshot_is_refused() {
+    let redis = RedisServer::start();
+    let store = store(&redis);
+    let s = spec("bh", CSV5, small(2, 1, Correction::Bh));
+    store.register(&s).await.unwrap();
+    let cfg = &s.config;
+    store.ingest(cfg, &vec![vec![1.0, 2.0]; 5]).await.unwrap();
+    let jobs = read_jobs(&store, "bh").await;
+    // Two workers read their snapshots before either records.
+    let snap = |r: WindowRead| match r {
+        WindowRead::Window { snapshot, .. } => snapshot.unwrap(),
+        WindowRead::Stale(why) => panic!("stale: {why}"),
+    };
+    let s0 = snap(store.read_window(cfg, &jobs[0], true).await.unwrap());
+    let s1 = snap(store.read_window(cfg, &jobs[1], true).await.unwrap());
+    assert_eq!(s0, s1);
+    let d0 = decision_for(cfg, 0, 0.001, &Some(s0));
+    let rec = store
+        .record(cfg, &jobs[0], 1.0, Some((&evaluation(0.001), &d0)))
+        .await;
+    assert_eq!(rec.unwrap(), Recorded::Evaluated);
+    let d1 = decision_for(cfg, 1, 0.02, &Some(s1));
+    let rec = store
+        .record(cfg, &jobs[1], 1.0, Some((&evaluation(0.02), &d1)))
+        .await;
+    let Recorded::Conflict(fresh) = rec.unwrap() else {
+        panic!("a decision on an old snapshot was stored");
+    };
+    assert_eq!(fresh.p_values[0], Some(0.001));
+    assert_eq!(
+        store.unacknowledged("bh").await.unwrap(),
+        4,
+        "a refused record must leave its job pending"
+    );
+    let d1 = decision_for(cfg, 1, 0.02, &Some(fresh));
+    let rec = store
+        .record(cfg, &jobs[1], 1.0, Some((&evaluation(0.02), &d1)))
+        .await;
+    assert_eq!(rec.unwrap(), Recorded::Evaluated);
+    // BH over (0.001, 0.02, -, -, -) with m = 5: 0.001 <= 0.01, 0.02 <= 0.02: both flagged.
+    let status = store.status(cfg).await.unwrap();
+    assert_eq!(status.flags(), vec![true, true, false, false, false]);
+}

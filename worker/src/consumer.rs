@@ -1,0 +1,98 @@
+//! The consumer loop: reads jobs from every monitor's jobs stream in the `workers`
+//! consumer group and hands them to the evaluator.
+//!
+//! Delivery is at-least-once (a crashed worker's jobs are taken over by the janitor);
+//! recording is exactly-once, because the outcome and the XACK happen in one script that
+//! does nothing when the job was already acknowledged.
+
+use crate::evaluate::Evaluator;
+use drift_service::Backoff;
+use drift_store::{JobReader, StoreError};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Settings of the loop.
+#[derive(Clone, Debug)]
+pub struct ConsumerSettings {
+    pub batch: usize,
+    pub block: Duration,
+    pub refresh: Duration,
+}
+
+/// Monitors, with their consumer groups ensured.
+async fn refresh_monitors(ev: &Evaluator) -> Result<Vec<String>, StoreError> {
+    let monitors = ev.store.monitors().await?;
+    for m in &monitors {
+        ev.store.ensure_group(m).await?;
+    }
+    Ok(monitors)
+}
+
+/// Reads first this consumer's own pending jobs (left by a previous life of the same
+/// name), then new ones. Stops between reads when `shutdown` flips, after finishing the
+/// jobs in hand.
+pub async fn run(
+    ev: Arc<Evaluator>,
+    mut reader: JobReader,
+    settings: ConsumerSettings,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut monitors: Vec<String> = Vec::new();
+    let mut refreshed: Option<Instant> = None;
+    let mut drain_own = true;
+    let mut backoff = Backoff::default();
+    while !*shutdown.borrow() {
+        if refreshed.is_none_or(|t| t.elapsed() >= settings.refresh) {
+            match refresh_monitors(&ev).await {
+                Ok(m) => {
+                    if m.len() != monitors.len() {
+                        drain_own = true;
+                    }
+                    monitors = m;
+                    refreshed = Some(Instant::now());
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list monitors");
+                    pause(&mut shutdown, backoff.next_delay()).await;
+                    continue;
+                }
+            }
+        }
+        if monitors.is_empty() {
+            pause(
+                &mut shutdown,
+                settings.block.min(Duration::from_millis(500)),
+            )
+            .await;
+            refreshed = None;
+            continue;
+        }
+        match reader.read(&monitors, drain_own, settings.batch).await {
+            Ok(items) => {
+                backoff.reset();
+                if drain_own && items.is_empty() {
+                    drain_own = false;
+                }
+                for item in items {
+                    ev.process(item, 1).await;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "reading jobs failed");
+                refreshed = None;
+                drain_own = true;
+                pause(&mut shutdown, backoff.next_delay()).await;
+            }
+        }
+    }
+    tracing::info!(consumer = %reader.consumer(), "read loop stopped");
+}
+
+/// Sleeps for `d` unless shutdown is requested first.
+pub(crate) async fn pause(shutdown: &mut watch::Receiver<bool>, d: Duration) {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => {},
+        _ = shutdown.changed() => {},
+    }
+}
