@@ -29,6 +29,12 @@ stack-test:
 	$(CARGO) build -p drift-testkit --bin drift-stack
 	DRIFT_BIN_DIR="$${CARGO_TARGET_DIR:-target}/debug" python3 -m pytest -q -p no:cacheprovider tests/stack
 
+## Schemathesis against a live drift-api and redis-server: every answer to generated
+## requests must match api/openapi.json (statuses, content types, bodies), no 5xx.
+.PHONY: schema-test
+schema-test: deps
+	scripts/schemathesis.sh
+
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings

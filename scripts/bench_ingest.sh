@@ -5,7 +5,8 @@
 # without HTTP and JSON. The request body is drift-sim's ingest_body example (BATCH rows
 # of the embedded reference). Every point starts on a fresh, empty redis-server.
 #   scripts/bench_ingest.sh [seconds-per-point]      (default 10)
-# Settings (environment): CONNS [16] (wrk connections = ceiling tasks), BATCHES ["1 10 100"].
+# Settings (environment): CONNS [16] (wrk connections = ceiling tasks), BATCHES ["1 10 100"],
+# SKIP_BUILD [0] (1: use the release binaries already in ${CARGO_TARGET_DIR:-target}/release).
 # Needs: wrk, redis-server, curl, python3, cargo.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,9 +17,14 @@ for b in wrk redis-server curl python3 cargo; do
   command -v "$b" >/dev/null || { echo "missing $b (apt-get install -y wrk redis-server curl)" >&2; exit 1; }
 done
 BIN_DIR=${CARGO_TARGET_DIR:-target}/release
-cargo build --release -q -p drift-api
-cargo build --release -q -p drift-store --example ingest_ceiling
-cargo build --release -q -p drift-sim --example ingest_body
+if [ "${SKIP_BUILD:-0}" != 1 ]; then
+  cargo build --release -q -p drift-api
+  cargo build --release -q -p drift-store --example ingest_ceiling
+  cargo build --release -q -p drift-sim --example ingest_body
+fi
+for b in drift-api examples/ingest_ceiling examples/ingest_body; do
+  [ -x "$BIN_DIR/$b" ] || { echo "$BIN_DIR/$b not found" >&2; exit 1; }
+done
 WORK=$(mktemp -d)
 API_PID=""
 REDIS_PID=""

@@ -10,6 +10,7 @@ pymods=()
 python3 -c 'import yaml' >/dev/null 2>&1 || pymods+=(pyyaml)
 python3 -c 'import pytest' >/dev/null 2>&1 || pymods+=(pytest)
 python3 -c 'import locust' >/dev/null 2>&1 || pymods+=(locust)
+python3 -c 'import schemathesis' >/dev/null 2>&1 || pymods+=(schemathesis)
 if [ ${#pymods[@]} -gt 0 ]; then
   echo "installing Python packages: ${pymods[*]}" >&2
   python3 -m pip install -q "${pymods[@]}" || {

@@ -3,11 +3,13 @@
 # own OpenAPI document (GET /openapi.json) and checks every answer against it, on a real
 # drift-api and redis-server started here on free loopback ports.
 #
-# Fails on any 5xx, an undocumented status, content type or header, or a body that does not
-# match its schema (error codes included: each route's schema lists the codes it may send).
+# Fails on any 5xx, an undocumented status, content type or header, a body that does not
+# match its schema (error codes included: each route's schema lists the codes it may send),
+# schema-invalid requests that are accepted, admin routes that ignore a missing token, or
+# undeclared methods that are not a 405.
 #
-#   scripts/schemathesis.sh              # about 1-2 minutes on 2 cores
-#   ST_EXAMPLES=200 scripts/schemathesis.sh   # more cases per operation
+#   scripts/schemathesis.sh                   # 15-60 s on 2 cores
+#   ST_EXAMPLES=300 scripts/schemathesis.sh   # more cases per operation
 #   ST_SEED=1234 scripts/schemathesis.sh      # replay a run (the seed is printed)
 #
 # Needs: redis-server, python3 with schemathesis (scripts/install-deps.sh installs both).
@@ -15,7 +17,15 @@ set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
-examples="${ST_EXAMPLES:-40}"
+examples="${ST_EXAMPLES:-100}"
+# Every check but two that do not fit this API:
+# - positive_data_acceptance wants schema-valid requests accepted, but whether a batch fits
+#   depends on the monitor's features, which no static schema can say (422 is right);
+# - use_after_free wants a deleted resource gone, but a monitor from a replica's own
+#   configuration (the default monitor) is registered again on its next use, by design
+#   (the PUT/DELETE documentation says so).
+checks="${ST_CHECKS:-all}"
+excluded="${ST_EXCLUDE_CHECKS:-positive_data_acceptance,use_after_free}"
 seed="${ST_SEED:-$RANDOM$RANDOM}"
 token="schemathesis-admin-token"
 
@@ -107,14 +117,35 @@ values = ["a", "b", "mean_radius", "mean radius", "mean_texture", "label"]
 TOML
 
 echo "schemathesis against $base (seed $seed, $examples examples per operation)" >&2
-PYTHONUNBUFFERED=1 python3 -m schemathesis.cli --config-file "$tmp/schemathesis.toml" \
+rc=0
+# From the temp dir: Schemathesis keeps a crash cache (.schemathesis/) in its working
+# directory, which must not land in the repository.
+(cd "$tmp" && PYTHONUNBUFFERED=1 python3 -m schemathesis.cli --config-file "$tmp/schemathesis.toml" \
   run "$base/openapi.json" \
   --header "Authorization: Bearer $token" \
-  --checks "${ST_CHECKS:-not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance}" \
+  --checks "$checks" --exclude-checks "$excluded" \
   --max-examples "$examples" \
   --seed "$seed" \
   --workers 2 \
   --request-timeout 5 \
   --generation-database none \
   --suppress-health-check too_slow,filter_too_much \
-  --no-color
+  --no-color) || rc=$?
+
+# What the run reached, from the API's own request counter: statuses per route.
+python3 - "$base" <<'PY' >&2 || true
+import re, sys, urllib.request
+text = urllib.request.urlopen(f"{sys.argv[1]}/metrics", timeout=5).read().decode()
+seen, refused = {}, 0
+for m in re.finditer(r'^http_requests_total\{method="(\w+)",route="([^"]+)",status="(\d+)"\} (\d+)', text, re.M):
+    method, route, status, n = m.groups()
+    if status == "405":
+        refused += int(n)
+        continue
+    seen.setdefault(f"{method} {route}", []).append(f"{status}x{n}")
+print("statuses answered per route:")
+for k in sorted(seen, key=lambda k: (k.split()[1], k)):
+    print(f"  {k}: {' '.join(sorted(seen[k]))}")
+print(f"  (and {refused} undeclared methods answered 405)")
+PY
+exit "$rc"

@@ -166,3 +166,150 @@ pub async fn run(
     registering.abort();
     served
 }
+
+#[cfg(test)]
+mod tests {
+    //! The router's layering, on requests that never reach Redis (none listens on the
+    //! configured port): which check answers first, and that it answers in the contract.
+
+    use super::*;
+    use crate::config::Secret;
+    use axum::body::Body;
+    use axum::http::{Method, Request};
+    use serde_json::Value;
+    use tower::ServiceExt;
+
+    fn app(tweak: impl FnOnce(&mut ApiConfig)) -> Router {
+        let mut cfg = ApiConfig::for_redis("redis://127.0.0.1:9", "unit");
+        cfg.admin_token = Some(Secret("tok".into()));
+        tweak(&mut cfg);
+        let state = build_state(&cfg).unwrap();
+        router(state, cfg.max_body_bytes, cfg.max_reference_bytes)
+    }
+
+    async fn call(
+        app: &Router,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: &str,
+    ) -> (u16, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let resp = app
+            .clone()
+            .oneshot(req.body(Body::from(body.to_string())).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let bytes = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    fn code(v: &Value) -> &str {
+        v["error"]["code"].as_str().unwrap_or("")
+    }
+
+    #[tokio::test]
+    async fn auth_layers_answer_before_any_extractor() {
+        let app = app(|c| c.ingest_tokens = vec![Secret("ing".into())]);
+        let (s, v) = call(
+            &app,
+            Method::PUT,
+            "/v1/monitors/bad%20name?nonsense=1",
+            None,
+            "",
+        )
+        .await;
+        assert_eq!((s, code(&v)), (401, "unauthorized"));
+        let (s, v) = call(
+            &app,
+            Method::PUT,
+            "/v1/monitors/bad%20name",
+            Some("tok"),
+            "",
+        )
+        .await;
+        assert_eq!((s, code(&v)), (422, "invalid_monitor"));
+        let (s, v) = call(
+            &app,
+            Method::PUT,
+            "/v1/monitors/m?nonsense=1",
+            Some("tok"),
+            "",
+        )
+        .await;
+        assert_eq!((s, code(&v)), (422, "invalid_parameters"));
+        let (s, v) = call(&app, Method::POST, "/v1/monitors/m/reset", Some("ing"), "").await;
+        assert_eq!((s, code(&v)), (403, "forbidden"));
+        let (s, v) = call(&app, Method::POST, "/v1/monitors/m/rows", None, "{").await;
+        assert_eq!((s, code(&v)), (401, "unauthorized"));
+        let (s, v) = call(&app, Method::POST, "/v1/monitors/m/rows", Some("ing"), "{").await;
+        assert_eq!((s, code(&v)), (400, "malformed_json"));
+        let (s, v) = call(&app, Method::POST, "/v1/predict", Some("tok"), "{").await;
+        assert_eq!((s, code(&v)), (400, "malformed_json"));
+        let (s, v) = call(&app, Method::POST, "/datadrift", Some("nope"), "{").await;
+        assert_eq!((s, code(&v)), (403, "forbidden"));
+        // A wrong method is a 405 whatever the token.
+        let (s, v) = call(&app, Method::PATCH, "/v1/monitors/m", None, "").await;
+        assert_eq!((s, code(&v)), (405, "method_not_allowed"));
+    }
+
+    #[tokio::test]
+    async fn extractors_keep_the_contract() {
+        let app = app(|c| c.max_body_bytes = 16);
+        let (s, v) = call(
+            &app,
+            Method::POST,
+            "/v1/monitors/m/rows",
+            None,
+            &"x".repeat(17),
+        )
+        .await;
+        assert_eq!((s, code(&v)), (413, "payload_too_large"));
+        // A reference may be larger than other bodies: `--max-reference-bytes` applies.
+        let csv = format!("a\n{}", "x\n".repeat(20));
+        let (s, v) = call(&app, Method::PUT, "/v1/monitors/m", Some("tok"), &csv).await;
+        assert_eq!((s, code(&v)), (422, "invalid_reference"));
+        let (s, v) = call(&app, Method::GET, "/v1/monitors/%FF", None, "").await;
+        assert_eq!((s, code(&v)), (400, "bad_path"));
+        let (s, v) = call(
+            &app,
+            Method::GET,
+            "/v1/monitors/m/history?after=abc",
+            None,
+            "",
+        )
+        .await;
+        assert_eq!((s, code(&v)), (400, "bad_query"));
+        let (s, v) = call(
+            &app,
+            Method::GET,
+            "/v1/monitors/m/history?limit=-1",
+            None,
+            "",
+        )
+        .await;
+        assert_eq!((s, code(&v)), (400, "bad_query"));
+        let (s, v) = call(&app, Method::GET, "/nope", None, "").await;
+        assert_eq!((s, code(&v)), (404, "not_found"));
+        let (s, v) = call(&app, Method::GET, "/healthz", None, "").await;
+        assert_eq!((s, v), (200, serde_json::json!({"status": "ok"})));
+    }
+
+    #[tokio::test]
+    async fn serves_the_openapi_document() {
+        let app = app(|_| {});
+        let (s, v) = call(&app, Method::GET, "/openapi.json", None, "").await;
+        assert_eq!(s, 200);
+        let want: Value = serde_json::from_str(&crate::openapi::document_json().unwrap()).unwrap();
+        assert_eq!(v, want);
+    }
+}

@@ -231,6 +231,35 @@ mod tests {
         assert_eq!(a, b);
     }
 
+    /// The parser is hand-written for precise error messages; it must accept every form
+    /// the contract type documents.
+    #[test]
+    fn every_contract_form_parses() {
+        use drift_contract::{Frame, RowObjects, RowsBatch, SplitFrame};
+        let frame = Frame {
+            columns: vec!["b".into(), "a".into()],
+            data: vec![vec![2.0, 1.0], vec![4.0, 3.0]],
+        };
+        let rows = RowObjects {
+            rows: vec![
+                [("a".to_string(), 1.0), ("b".to_string(), 2.0)].into(),
+                [("a".to_string(), 3.0), ("b".to_string(), 4.0)].into(),
+            ],
+        };
+        for batch in [
+            RowsBatch::Columns(frame.clone()),
+            RowsBatch::Rows(rows),
+            RowsBatch::Split(SplitFrame { features: frame }),
+        ] {
+            let body = serde_json::to_vec(&batch).unwrap();
+            assert_eq!(
+                cols(std::str::from_utf8(&body).unwrap()).unwrap(),
+                vec![vec![1.0, 3.0], vec![2.0, 4.0]],
+                "{batch:?}"
+            );
+        }
+    }
+
     #[test]
     fn errors_have_the_contract_codes() {
         let code = |b: &str| cols(b).unwrap_err().code.as_str();

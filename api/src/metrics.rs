@@ -1,6 +1,7 @@
 //! This replica's operational metrics (`/metrics`): request counts and latencies by route.
 
 use axum::extract::{MatchedPath, Request, State};
+use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
@@ -70,6 +71,23 @@ impl HttpMetrics {
     }
 }
 
+/// Clients choose the method token freely (`QUERY`, `FOO`): only the standard ones become
+/// labels, so that label values stay bounded.
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::DELETE => "DELETE",
+        Method::PATCH => "PATCH",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
+}
+
 /// Records every request under its route template, so labels stay bounded whatever the
 /// paths clients send.
 pub async fn track(State(metrics): State<Arc<HttpMetrics>>, req: Request, next: Next) -> Response {
@@ -78,17 +96,31 @@ pub async fn track(State(metrics): State<Arc<HttpMetrics>>, req: Request, next: 
         .get::<MatchedPath>()
         .map_or("unmatched", |p| p.as_str())
         .to_string();
-    let method = req.method().as_str().to_string();
+    let method = method_label(req.method());
     let start = Instant::now();
     let resp = next.run(req).await;
     let elapsed = start.elapsed().as_secs_f64();
     metrics
         .requests
-        .with_label_values(&[&route, &method, resp.status().as_str()])
+        .with_label_values(&[&route, method, resp.status().as_str()])
         .inc();
     metrics
         .duration
-        .with_label_values(&[&route, &method])
+        .with_label_values(&[&route, method])
         .observe(elapsed);
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unknown_methods_share_one_label() {
+        assert_eq!(method_label(&Method::GET), "GET");
+        assert_eq!(
+            method_label(&Method::from_bytes(b"QUERY").unwrap()),
+            "other"
+        );
+    }
 }

@@ -122,12 +122,10 @@ impl Store {
         };
         let k = &self.keys;
         let mut inv = self.scripts.read_window.prepare_invoke();
-        inv.key(k.seq(m)).key(k.config(m)).key(k.window(m, feature));
+        Store::keys_of(&mut inv, [k.seq(m), k.config(m), k.window(m, feature)]);
         if snapshot {
-            inv.key(k.state(m));
-            for f in &cfg.features {
-                inv.key(k.result(m, f));
-            }
+            let results = cfg.features.iter().map(|f| k.result(m, f));
+            Store::keys_of(&mut inv, std::iter::once(k.state(m)).chain(results));
         }
         inv.arg(job.seq).arg(&job.version);
         let v: Value = self.invoke(inv).await?;
@@ -167,14 +165,9 @@ impl Store {
         let m = &cfg.name;
         let k = &self.keys;
         let mut inv = self.scripts.record.prepare_invoke();
-        inv.key(k.jobs(m))
-            .key(k.stats(m))
-            .key(k.state(m))
-            .key(k.config(m))
-            .key(k.history(m));
-        for f in &cfg.features {
-            inv.key(k.result(m, f));
-        }
+        let monitor = [k.jobs(m), k.stats(m), k.state(m), k.config(m), k.history(m)];
+        let results = cfg.features.iter().map(|f| k.result(m, f));
+        Store::keys_of(&mut inv, monitor.into_iter().chain(results));
         let mode = match outcome {
             None => "stale",
             Some((_, Decision::Own(_))) => "own",

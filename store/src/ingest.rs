@@ -28,14 +28,9 @@ impl Store {
         }
         let k = &self.keys;
         let mut inv = self.scripts.ingest.prepare_invoke();
-        inv.key(k.config(m))
-            .key(k.seq(m))
-            .key(k.events(m))
-            .key(k.jobs(m))
-            .key(k.stats(m));
-        for f in &cfg.features {
-            inv.key(k.window(m, f));
-        }
+        let per_feature = cfg.features.iter().map(|f| k.window(m, f));
+        let monitor = [k.config(m), k.seq(m), k.events(m), k.jobs(m), k.stats(m)];
+        Store::keys_of(&mut inv, monitor.into_iter().chain(per_feature));
         inv.arg(&cfg.version)
             .arg(n)
             .arg(self.caps.events)

@@ -7,6 +7,24 @@
 /// Consumer group that every worker joins on each monitor's jobs stream.
 pub const GROUP: &str = "workers";
 
+/// One method per key of a monitor: `drift:{m}:<what>`.
+macro_rules! monitor_keys {
+    ($($(#[$doc:meta])* $name:ident => $what:literal,)*) => {
+        $($(#[$doc])* pub fn $name(&self, m: &str) -> String {
+            self.of(m, $what)
+        })*
+    };
+}
+
+/// One method per key of a monitor's feature: `drift:{m}:<what>:<feature>`.
+macro_rules! feature_keys {
+    ($($(#[$doc:meta])* $name:ident => $what:literal,)*) => {
+        $($(#[$doc])* pub fn $name(&self, m: &str, feature: &str) -> String {
+            self.of(m, &format!("{}:{feature}", $what))
+        })*
+    };
+}
+
 #[derive(Clone, Debug)]
 pub struct Keys {
     prefix: String,
@@ -44,42 +62,28 @@ impl Keys {
         format!("{}:{what}", self.base(m))
     }
 
-    pub fn config(&self, m: &str) -> String {
-        self.of(m, "config")
+    monitor_keys! {
+        config => "config",
+        /// Rows ingested so far; also the sequence number of the newest row.
+        seq => "seq",
+        events => "events",
+        jobs => "jobs",
+        dead => "dead",
+        /// Global counters of the monitor (rounds, evaluations, stale, ...).
+        stats => "stats",
+        /// Monitor-level decision: features drifting, share, last detection, revision.
+        state => "state",
+        /// Every evaluation recorded, oldest first (capped): the drift history.
+        history => "history",
     }
-    /// Rows ingested so far; also the sequence number of the newest row.
-    pub fn seq(&self, m: &str) -> String {
-        self.of(m, "seq")
-    }
-    pub fn events(&self, m: &str) -> String {
-        self.of(m, "events")
-    }
-    pub fn jobs(&self, m: &str) -> String {
-        self.of(m, "jobs")
-    }
-    pub fn dead(&self, m: &str) -> String {
-        self.of(m, "dead")
-    }
-    /// Global counters of the monitor (rounds, evaluations, stale, ...).
-    pub fn stats(&self, m: &str) -> String {
-        self.of(m, "stats")
-    }
-    /// Monitor-level decision: features drifting, share, last detection, revision.
-    pub fn state(&self, m: &str) -> String {
-        self.of(m, "state")
-    }
-    /// Every evaluation recorded, oldest first (capped): the drift history.
-    pub fn history(&self, m: &str) -> String {
-        self.of(m, "history")
-    }
-    pub fn window(&self, m: &str, feature: &str) -> String {
-        self.of(m, &format!("win:{feature}"))
-    }
-    pub fn result(&self, m: &str, feature: &str) -> String {
-        self.of(m, &format!("res:{feature}"))
-    }
-    pub fn reference(&self, m: &str, feature: &str) -> String {
-        self.of(m, &format!("ref:{feature}"))
+
+    feature_keys! {
+        /// The feature's rolling window, newest first.
+        window => "win",
+        /// The feature's latest result and counters.
+        result => "res",
+        /// The feature's sorted reference.
+        reference => "ref",
     }
 }
 
@@ -94,5 +98,9 @@ mod tests {
         assert_eq!(k.seq("m"), "drift:{m}:seq");
         assert_eq!(k.jobs("m"), "drift:{m}:jobs");
         assert_eq!(k.monitors(), "drift:monitors");
+        assert_eq!(k.config("m"), "drift:{m}:config");
+        assert_eq!(k.result("m", "f"), "drift:{m}:res:f");
+        assert_eq!(k.reference("m", "f"), "drift:{m}:ref:f");
+        assert_eq!(k.history("m"), "drift:{m}:history");
     }
 }

@@ -122,6 +122,16 @@ impl Store {
             .await
     }
 
+    /// Adds `keys`, in order, as the KEYS of a script invocation.
+    pub(crate) fn keys_of(
+        inv: &mut redis::ScriptInvocation<'_>,
+        keys: impl IntoIterator<Item = String>,
+    ) {
+        for key in keys {
+            inv.key(key);
+        }
+    }
+
     pub async fn ping(&self) -> Result<(), StoreError> {
         let _: String = self.query(redis::cmd("PING")).await?;
         Ok(())

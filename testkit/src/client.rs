@@ -103,6 +103,11 @@ impl Client {
         r.text().await.unwrap_or_default()
     }
 
+    /// The service's `/metrics` text.
+    pub async fn metrics(&self) -> String {
+        self.text("/metrics", 200).await
+    }
+
     /// The status of a GET, or `None` when nothing answers.
     pub async fn status(&self, path: &str) -> Option<u16> {
         let r = self.http.get(self.url(path)).send().await.ok()?;

@@ -95,6 +95,8 @@ impl RedisServer {
         if let Some((user, pw)) = &self.opts.acl_user {
             cmd.args(["--user", user, "on", &format!(">{pw}"), "~*", "&*", "+@all"]);
         }
+        // Dies with the process that owns it, even when that one is SIGKILLed.
+        crate::gateway::tie_to_owner(&mut cmd, libc::SIGTERM);
         let child = cmd
             .args(["--bind", "127.0.0.1"])
             .args(["--dir", &dir])
@@ -141,6 +143,11 @@ impl RedisServer {
         cli.arg("ping")
             .output()
             .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("PONG"))
+    }
+
+    /// The server's directory: its log (`redis.log`) and append-only file.
+    pub fn dir(&self) -> &std::path::Path {
+        self.dir.path()
     }
 
     pub fn port(&self) -> u16 {

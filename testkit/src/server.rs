@@ -97,6 +97,11 @@ where
     server
 }
 
+fn adjusted<C>(mut cfg: C, tweak: impl FnOnce(&mut C)) -> C {
+    tweak(&mut cfg);
+    cfg
+}
+
 /// Resolves when the server's stop sender fires or is dropped: its shutdown signal.
 async fn until(rx: oneshot::Receiver<()>) {
     let _ = rx.await;
@@ -108,8 +113,7 @@ pub async fn spawn_api(
     prefix: &str,
     tweak: impl FnOnce(&mut ApiConfig),
 ) -> Server {
-    let mut cfg = ApiConfig::for_redis(redis_url, prefix);
-    tweak(&mut cfg);
+    let cfg = adjusted(ApiConfig::for_redis(redis_url, prefix), tweak);
     spawn(move |l, rx| drift_api::run(l, cfg, until(rx))).await
 }
 
@@ -120,9 +124,8 @@ pub async fn spawn_worker(
     tweak: impl FnOnce(&mut WorkerConfig),
 ) -> Server {
     let mut cfg = WorkerConfig::for_redis(redis_url, prefix);
-    cfg.block_ms = 200;
-    cfg.refresh_ms = 200;
-    tweak(&mut cfg);
+    (cfg.block_ms, cfg.refresh_ms) = (200, 200);
+    let cfg = adjusted(cfg, tweak);
     spawn(move |l, rx| drift_worker::run_worker(l, cfg, until(rx))).await
 }
 

@@ -5,8 +5,9 @@
 //! cannot be read in time, only `drift_redis_up 0` is served (never a 500 or a hang).
 
 use drift_core::{MonitorConfig, MonitorStatus};
-use drift_store::{JobsInfo, Store, StoreError};
 use drift_service::metrics::registered;
+use drift_store::{JobsInfo, Store, StoreError};
+use prometheus::core::Collector;
 use prometheus::{GaugeVec, IntCounterVec, Opts, Registry};
 use std::time::Duration;
 
@@ -33,22 +34,16 @@ struct Families {
     up: prometheus::Gauge,
 }
 
-fn gauge(
+/// Declares and registers one labelled family (`make` is `GaugeVec::new` or
+/// `IntCounterVec::new`).
+fn family<T: Collector + Clone + 'static>(
     reg: &Registry,
+    make: fn(Opts, &[&str]) -> Result<T, prometheus::Error>,
     name: &str,
     help: &str,
     labels: &[&str],
-) -> Result<GaugeVec, prometheus::Error> {
-    registered(reg, GaugeVec::new(Opts::new(name, help), labels)?)
-}
-
-fn counter(
-    reg: &Registry,
-    name: &str,
-    help: &str,
-    labels: &[&str],
-) -> Result<IntCounterVec, prometheus::Error> {
-    registered(reg, IntCounterVec::new(Opts::new(name, help), labels)?)
+) -> Result<T, prometheus::Error> {
+    registered(reg, make(Opts::new(name, help), labels)?)
 }
 
 impl Families {
@@ -57,24 +52,24 @@ impl Families {
         let mf = &["monitor", "feature"];
         let m = &["monitor"];
         Ok(Families {
-            p_value: gauge(&r, "drift_feature_p_value", "Latest KS p-value of the feature's window against the reference", mf)?,
-            statistic: gauge(&r, "drift_feature_statistic", "Latest KS statistic D", mf)?,
-            drifted: gauge(&r, "drift_feature_drifted", "1 if the feature is flagged after the monitor's correction", mf)?,
-            last_evaluated: gauge(&r, "drift_feature_last_evaluated_timestamp_seconds", "When the feature was last evaluated", mf)?,
-            evaluations: counter(&r, "drift_evaluations_total", "Evaluations recorded", mf)?,
-            detections: counter(&r, "drift_detections_total", "Evaluations that flagged the feature", mf)?,
-            drifting: gauge(&r, "drift_features_drifting", "Features currently flagged", m)?,
-            share: gauge(&r, "drift_share", "Share of features currently flagged", m)?,
-            dataset: gauge(&r, "drift_dataset_drifted", "1 if the share of drifted features reaches the monitor's threshold", m)?,
-            last_detected: gauge(&r, "drift_last_detected_timestamp_seconds", "When drift was last detected on any feature", m)?,
-            rows: counter(&r, "drift_rows_ingested_total", "Rows ingested", m)?,
-            window_rows: gauge(&r, "drift_window_rows", "Rows in each feature's window", m)?,
-            pending: gauge(&r, "drift_jobs_pending", "Evaluation jobs not yet acknowledged (undelivered or in progress)", m)?,
-            dead: counter(&r, "drift_jobs_dead_letter_total", "Jobs moved to the dead-letter stream", m)?,
-            stale: counter(&r, "drift_jobs_stale_total", "Jobs skipped because a newer boundary superseded them", m)?,
-            rounds: counter(&r, "drift_evaluation_rounds_total", "Evaluation boundaries crossed (one job per feature each)", m)?,
-            alpha: gauge(&r, "drift_monitor_alpha", "Family-wise significance level of the monitor", m)?,
-            threshold: gauge(&r, "drift_feature_p_value_threshold", "Per-feature p-value threshold under Bonferroni (alpha / features); alpha otherwise", m)?,
+            p_value: family(&r, GaugeVec::new, "drift_feature_p_value", "Latest KS p-value of the feature's window against the reference", mf)?,
+            statistic: family(&r, GaugeVec::new, "drift_feature_statistic", "Latest KS statistic D", mf)?,
+            drifted: family(&r, GaugeVec::new, "drift_feature_drifted", "1 if the feature is flagged after the monitor's correction", mf)?,
+            last_evaluated: family(&r, GaugeVec::new, "drift_feature_last_evaluated_timestamp_seconds", "When the feature was last evaluated", mf)?,
+            evaluations: family(&r, IntCounterVec::new, "drift_evaluations_total", "Evaluations recorded", mf)?,
+            detections: family(&r, IntCounterVec::new, "drift_detections_total", "Evaluations that flagged the feature", mf)?,
+            drifting: family(&r, GaugeVec::new, "drift_features_drifting", "Features currently flagged", m)?,
+            share: family(&r, GaugeVec::new, "drift_share", "Share of features currently flagged", m)?,
+            dataset: family(&r, GaugeVec::new, "drift_dataset_drifted", "1 if the share of drifted features reaches the monitor's threshold", m)?,
+            last_detected: family(&r, GaugeVec::new, "drift_last_detected_timestamp_seconds", "When drift was last detected on any feature", m)?,
+            rows: family(&r, IntCounterVec::new, "drift_rows_ingested_total", "Rows ingested", m)?,
+            window_rows: family(&r, GaugeVec::new, "drift_window_rows", "Rows in each feature's window", m)?,
+            pending: family(&r, GaugeVec::new, "drift_jobs_pending", "Evaluation jobs not yet acknowledged (undelivered or in progress)", m)?,
+            dead: family(&r, IntCounterVec::new, "drift_jobs_dead_letter_total", "Jobs moved to the dead-letter stream", m)?,
+            stale: family(&r, IntCounterVec::new, "drift_jobs_stale_total", "Jobs skipped because a newer boundary superseded them", m)?,
+            rounds: family(&r, IntCounterVec::new, "drift_evaluation_rounds_total", "Evaluation boundaries crossed (one job per feature each)", m)?,
+            alpha: family(&r, GaugeVec::new, "drift_monitor_alpha", "Family-wise significance level of the monitor", m)?,
+            threshold: family(&r, GaugeVec::new, "drift_feature_p_value_threshold", "Per-feature p-value threshold under Bonferroni (alpha / features); alpha otherwise", m)?,
             up: registered(&r, prometheus::Gauge::new("drift_redis_up", "1 if the exporter could read Redis")?)?,
             registry: r,
         })

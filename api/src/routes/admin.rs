@@ -34,9 +34,11 @@ pub(crate) const CLEAR_ERRORS: &[&[ErrorCode]] = &[
     &STORE_ERRORS,
 ];
 
-/// Creates or replaces a monitor; the body is the reference CSV (a header line, numeric
-/// columns). 201 when created, 200 when replaced or unchanged. A new reference version
-/// clears the old results; workers pick the new reference up by its version.
+/// Create or replace a monitor.
+///
+/// The body is the reference CSV (a header line, numeric columns). 201 when created, 200
+/// when replaced or unchanged. A new reference version clears the old results; workers
+/// pick the new reference up by its version.
 #[utoipa::path(
     put,
     path = "/v1/monitors/{monitor}",
@@ -108,7 +110,11 @@ async fn clear(st: &AppState, name: &str, delete: bool) -> Result<(), ApiError> 
     Ok(())
 }
 
-/// Removes the monitor and all its data.
+/// Delete a monitor and all its data.
+///
+/// A monitor that API replicas declare in their own configuration (the default
+/// `breast_cancer`, `--monitors-config`) comes back: the next request that needs it
+/// registers it again, empty, as after a Redis data loss.
 #[utoipa::path(
     delete,
     path = "/v1/monitors/{monitor}",
@@ -127,6 +133,8 @@ pub async fn delete_monitor(
     Ok(Json(Deleted { deleted: name }))
 }
 
+/// Reset a monitor.
+///
 /// Empties windows, results, counters and history, keeping the config and reference (e.g.
 /// after a planned change of the input).
 #[utoipa::path(

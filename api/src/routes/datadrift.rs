@@ -29,7 +29,9 @@ pub fn snake(name: &str) -> String {
     name.trim().replace(' ', "_")
 }
 
-/// Ingests the rows into the default monitor and answers with its latest results, in the
+/// Ingest rows the Python prototype's way.
+///
+/// The rows go into the default monitor; the answer is its latest results, in the
 /// prototype's shape and under the client's feature names.
 #[utoipa::path(
     post,

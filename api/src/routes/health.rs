@@ -11,8 +11,10 @@ use std::sync::Arc;
 
 pub(crate) const READY_ERRORS: &[&[ErrorCode]] = &[&[ErrorCode::Starting], &super::STORE_ERRORS];
 
-/// Liveness: the process answers. Never touches Redis, so a Redis outage does not get
-/// healthy replicas restarted.
+/// Liveness.
+///
+/// The process answers. Never touches Redis, so a Redis outage does not get healthy
+/// replicas restarted.
 #[utoipa::path(
     get,
     path = "/healthz",
@@ -25,7 +27,9 @@ pub async fn healthz() -> Json<Health> {
     })
 }
 
-/// Readiness: Redis answers and this replica's monitors are registered.
+/// Readiness.
+///
+/// Redis answers and this replica's monitors are registered.
 #[utoipa::path(
     get,
     path = "/readyz",
@@ -45,7 +49,10 @@ pub async fn readyz(State(st): State<Arc<AppState>>) -> Result<Json<Health>, Api
     }))
 }
 
-/// This replica's operational metrics, in Prometheus' text format.
+/// This replica's metrics.
+///
+/// Operational metrics of this replica only, in Prometheus' text format; the global drift
+/// state is served by the exporter.
 #[utoipa::path(
     get,
     path = "/metrics",

@@ -19,8 +19,10 @@ pub(crate) const ROWS_ERRORS: &[&[ErrorCode]] = &[
     &STORE_ERRORS,
 ];
 
-/// Stores a batch in every feature's window in one atomic step, and enqueues evaluation
-/// jobs when the batch crosses an evaluation boundary. The 202 is sent once Redis has
+/// Ingest a batch of rows.
+///
+/// The batch goes into every feature's window in one atomic step, which also enqueues the
+/// evaluation jobs when it crosses an evaluation boundary. The 202 is sent once Redis has
 /// acknowledged the whole batch; a rejected batch changed nothing.
 #[utoipa::path(
     post,

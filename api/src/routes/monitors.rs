@@ -27,6 +27,8 @@ pub(crate) const HISTORY_ERRORS: &[&[ErrorCode]] = &[
     &STORE_ERRORS,
 ];
 
+/// List the monitors.
+///
 /// Every registered monitor with its parameters and summary state.
 #[utoipa::path(
     get,
@@ -55,7 +57,9 @@ async fn fresh_config(st: &AppState, name: &str) -> Result<Arc<MonitorConfig>, A
     }
 }
 
-/// One monitor: config, decision, counters and every feature's latest result.
+/// Read one monitor.
+///
+/// Config, decision, counters and every feature's latest result.
 #[utoipa::path(
     get,
     path = "/v1/monitors/{monitor}",
@@ -72,6 +76,8 @@ pub async fn get_one(
     Ok(Json(MonitorView::new(&cfg, &status)))
 }
 
+/// Read a monitor's evaluation history.
+///
 /// Every evaluation recorded for the current version (oldest first, capped in Redis), for
 /// drift trends and for measuring detection delay. Page forward with `after`.
 #[utoipa::path(

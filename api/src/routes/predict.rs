@@ -18,9 +18,11 @@ pub const MAX_PREDICT_ROWS: usize = 1000;
 pub(crate) const PREDICT_ERRORS: &[&[ErrorCode]] =
     &[&INGEST_AUTH_ERRORS, &[ErrorCode::NoModel], &BATCH_ERRORS];
 
-/// The demo model's prediction for one row (answered bare) or a batch. The rows are
-/// queued for monitoring after the answer is computed and never delay it; scikit-learn's
-/// feature names (`mean radius`) are accepted.
+/// Predict with the demo model.
+///
+/// One row is answered bare, a batch as a list. The rows are queued for monitoring after
+/// the answer is computed and never delay it; scikit-learn's feature names (`mean radius`)
+/// are accepted.
 #[utoipa::path(
     post,
     path = "/v1/predict",
@@ -74,7 +76,9 @@ pub async fn predict(
     }
 }
 
-/// The prototype's name for [`predict`], same bodies and answers.
+/// Predict with the demo model (the prototype's route).
+///
+/// The same bodies and answers as `POST /v1/predict`.
 #[utoipa::path(
     post,
     path = "/get-prediction",

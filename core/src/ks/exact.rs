@@ -228,18 +228,7 @@ fn outer_prob_inside_band(n1: u64, n2: u64, g: u64, h: u64, scratch: &mut KsScra
                 c1 = d1;
                 c2 = d2;
             }
-            cur[lo3u] = scale3;
-            if let Some(c) = cur.get_mut(hi3u + 2) {
-                *c = scale3;
-            }
-            scale = scale3;
-            if scale > RESCALE_ABOVE {
-                let end = (hi3u + 3).min(cur.len());
-                for v in &mut cur[lo3u..end] {
-                    *v *= RESCALE_BY;
-                }
-                scale *= RESCALE_BY;
-            }
+            scale = close_diagonal(cur, lo3u, hi3u, scale3);
             last = hi3u + 1;
             std::mem::swap(&mut prev, &mut cur);
             k += 3;
@@ -283,20 +272,7 @@ fn outer_prob_inside_band(n1: u64, n2: u64, g: u64, h: u64, scratch: &mut KsScra
             cur[j as usize + 1] = d * (k2 - jf) + carry * jf;
             carry = d;
         }
-        // The neighbours just outside the band count as "already left".
-        cur[lo2u] = scale2;
-        if let Some(c) = cur.get_mut(hi2u + 2) {
-            *c = scale2;
-        }
-        scale = scale2;
-        if scale > RESCALE_ABOVE {
-            // Everything the next diagonals read: positions lo2 - 1 ..= hi2 + 1.
-            let end = (hi2u + 3).min(cur.len());
-            for v in &mut cur[lo2u..end] {
-                *v *= RESCALE_BY;
-            }
-            scale *= RESCALE_BY;
-        }
+        scale = close_diagonal(cur, lo2u, hi2u, scale2);
         last = hi2u + 1;
         std::mem::swap(&mut prev, &mut cur);
         k += 2;
@@ -308,6 +284,26 @@ fn outer_prob_inside_band(n1: u64, n2: u64, g: u64, h: u64, scratch: &mut KsScra
 /// The scale (k! times powers of two) grows by at most (m+n)^3 < 2^96 per sweep of up to
 /// three diagonals (m + n < 2^32 on the exact path); rescaling by 2^-600 above 2^600 keeps
 /// it within [1, 2^696].
+/// Finishes a diagonal written over band positions `lo..=hi`: the neighbours just outside
+/// the band count as "already left" (weight `scale`), and the diagonal is rescaled when its
+/// scale grows past [`RESCALE_ABOVE`] (everything the next diagonals read: positions
+/// lo - 1 ..= hi + 1, stored one to the right). Returns the scale from now on.
+#[inline]
+fn close_diagonal(cur: &mut [f64], lo: usize, hi: usize, scale: f64) -> f64 {
+    cur[lo] = scale;
+    if let Some(c) = cur.get_mut(hi + 2) {
+        *c = scale;
+    }
+    if scale <= RESCALE_ABOVE {
+        return scale;
+    }
+    let end = (hi + 3).min(cur.len());
+    for v in &mut cur[lo..end] {
+        *v *= RESCALE_BY;
+    }
+    scale * RESCALE_BY
+}
+
 const RESCALE_ABOVE: f64 = 4.149515568880993e180; // 2^600
 const RESCALE_BY: f64 = 2.409919865102884e-181; // 2^-600
 

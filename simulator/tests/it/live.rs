@@ -1,7 +1,7 @@
 //! Whole runs against a live API and two workers on a real Redis.
 
-use drift_testkit::Stack;
 use drift_sim::{run, Args};
+use drift_testkit::Stack;
 use std::time::{Duration, Instant};
 
 /// A seed whose population draw sits well inside the reference's sampling noise: its
@@ -15,7 +15,12 @@ const RATE: &str = "500";
 
 /// Redis, one API (default monitor: window 500, stride 100) and two workers.
 async fn stack() -> Stack {
-    Stack::builder().prefix("sim").apis(1).workers(2).start().await
+    Stack::builder()
+        .prefix("sim")
+        .apis(1)
+        .workers(2)
+        .start()
+        .await
 }
 
 fn args(target: &str, extra: &[&str]) -> Args {

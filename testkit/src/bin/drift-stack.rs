@@ -68,14 +68,26 @@ fn main() -> anyhow::Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     let started = Instant::now();
+    // Listening from the start: a SIGTERM while the stack comes up must not kill the
+    // launcher on the spot (which would leave Redis behind) but stop what has started.
+    let mut stop = runtime.spawn(shutdown_signal());
     // The testkit fails with a panic and a clear message; the launcher turns that into
     // its error. `block_on` keeps the start on the main thread, which lives as long as
     // the children (their parent-death signal is tied to the spawning thread).
     let stack = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        runtime.block_on(start(&args))
+        runtime.block_on(async {
+            tokio::select! {
+                stack = start(&args) => Some(stack),
+                _ = &mut stop => None,
+            }
+        })
     }))
     .map_err(|panic| anyhow!("the stack did not start: {}", panic_message(&panic)))?;
-    let result = runtime.block_on(serve(stack, &args, &work, started));
+    let Some(stack) = stack else {
+        tracing::info!("stopped while the stack was coming up");
+        return Ok(());
+    };
+    let result = runtime.block_on(serve(stack, stop, &args, &work, started));
     if let Some(info) = &args.info {
         let _ = std::fs::remove_file(info);
     }
@@ -101,6 +113,7 @@ async fn start(args: &Args) -> Stack {
 
 async fn serve(
     mut stack: Stack,
+    stop: tokio::task::JoinHandle<()>,
     args: &Args,
     work: &WorkDir,
     started: Instant,
@@ -140,7 +153,7 @@ async fn serve(
             .unwrap_or_default(),
     );
     let died = tokio::select! {
-        _ = shutdown_signal() => None,
+        _ = stop => None,
         why = watch_children(&mut stack) => Some(why),
     };
     if let Some(why) = &died {
@@ -194,12 +207,12 @@ fn info(stack: &Stack, work: &WorkDir) -> serde_json::Value {
         "redis_url": stack.redis.url(),
         "redis_pid": stack.redis.pid(),
         "work_dir": work.path,
-        "redis_dir": work.find("drift-test-redis-"),
+        "redis_dir": stack.redis.dir(),
         "gateway_dir": gateway.dir(),
         "prometheus_dir": prometheus.dir(),
         "logs": {
             "services": "stderr of drift-stack",
-            "redis": work.find("drift-test-redis-").map(|d| d.join("redis.log")),
+            "redis": stack.redis.dir().join("redis.log"),
             "gateway_error": gateway.error_log(),
             "gateway_access": gateway.access_log(),
             "prometheus": prometheus.log(),
@@ -277,16 +290,6 @@ impl WorkDir {
         // Before any other thread exists (the runtime is built after this).
         std::env::set_var("TMPDIR", &path);
         Ok(WorkDir { path })
-    }
-
-    /// The entry of the work dir whose name starts with `prefix` (the testkit names its
-    /// temporary directories `drift-test-<tag>-...`).
-    fn find(&self, prefix: &str) -> Option<PathBuf> {
-        std::fs::read_dir(&self.path)
-            .ok()?
-            .flatten()
-            .find(|e| e.file_name().to_string_lossy().starts_with(prefix))
-            .map(|e| e.path())
     }
 }
 

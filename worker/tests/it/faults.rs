@@ -3,7 +3,7 @@
 //! no boundary may be evaluated twice.
 
 use drift_testkit::rows::*;
-use drift_testkit::{spawn_api, spawn_exporter, spawn_worker, Client, RedisServer};
+use drift_testkit::{Client, RedisOptions, RedisServer, Stack};
 use std::collections::HashSet;
 use std::process::{Child, Command};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -132,15 +132,15 @@ async fn assert_settled(redis: &RedisServer, api: &str, rows: u64) -> serde_json
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn workers_killed_at_random_lose_nothing_and_repeat_nothing() {
-    let redis = RedisServer::start();
-    let url = redis.url();
     // Paced so that workers evaluate many boundaries (not only skip superseded ones):
     // that is what exercises "never evaluated twice" while workers die mid-job.
-    let a = spawn_api(&url, P, |c| {
-        c.window = 100;
-        c.stride = 50;
-    })
-    .await;
+    let stack = Stack::builder()
+        .prefix(P)
+        .apis(1)
+        .api_config(|c| (c.window, c.stride) = (100, 50))
+        .start()
+        .await;
+    let (redis, url, a) = (&stack.redis, stack.redis.url(), stack.api(0));
     let mut workers = Workers((0..3).map(|_| worker_process(&url)).collect());
     let stop = Arc::new(AtomicBool::new(false));
     let (accepted, _failed, handles) = load(a.url(), 4, stop.clone(), Duration::from_millis(40));
@@ -161,7 +161,7 @@ async fn workers_killed_at_random_lose_nothing_and_repeat_nothing() {
         h.await.unwrap();
     }
     let rows = accepted.load(Ordering::Relaxed) + 50;
-    let store = redis.store(P);
+    let store = stack.store();
     assert_eq!(final_round(&a.client(), 50).await, rows);
     println!(
         "faults: {kills} worker SIGKILLs; rows acknowledged {rows}, stored {}; other answers {}",
@@ -174,7 +174,7 @@ async fn workers_killed_at_random_lose_nothing_and_repeat_nothing() {
         rows,
         "rows acknowledged with 202 != rows stored"
     );
-    let c = assert_settled(&redis, &a.url(), rows).await;
+    let c = assert_settled(redis, &a.url(), rows).await;
     assert!(
         c["evaluations"].as_u64() >= Some(300),
         "too few evaluations to exercise double work: {c}"
@@ -184,17 +184,30 @@ async fn workers_killed_at_random_lose_nothing_and_repeat_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_restart_under_load_keeps_acknowledged_rows_and_counters() {
-    let mut redis = RedisServer::start_persistent();
-    let url = redis.url();
-    let a = spawn_api(&url, P, small).await;
-    let _w1 = spawn_worker(&url, P, |c| c.claim_idle_ms = 500).await;
-    let _w2 = spawn_worker(&url, P, |c| c.claim_idle_ms = 500).await;
-    let e = spawn_exporter(&url, P).await;
+    let mut stack = Stack::builder()
+        .prefix(P)
+        .redis(RedisOptions {
+            appendonly: true,
+            ..RedisOptions::default()
+        })
+        .apis(1)
+        .api_config(small)
+        .workers(2)
+        .worker_config(|c| c.claim_idle_ms = 500)
+        .exporter()
+        .start()
+        .await;
+    let (a, e) = (stack.api(0).client(), stack.exporter().client());
     let stop = Arc::new(AtomicBool::new(false));
-    let (accepted, failed, handles) = load(a.url(), 3, stop.clone(), Duration::from_millis(5));
+    let (accepted, failed, handles) = load(
+        a.base().to_string(),
+        3,
+        stop.clone(),
+        Duration::from_millis(5),
+    );
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let before = monitor(&Client::new(&a.url())).await;
-    redis.restart(); // SHUTDOWN (append-only file written) and start again on the same port
+    let before = monitor(&a).await;
+    stack.redis.restart(); // SIGTERM (append-only file written) and start again on the same port
     tokio::time::sleep(Duration::from_secs(3)).await;
     stop.store(true, Ordering::Relaxed);
     for h in handles {
@@ -205,12 +218,8 @@ async fn redis_restart_under_load_keeps_acknowledged_rows_and_counters() {
         "the restart was not noticed"
     );
     let rows = accepted.load(Ordering::Relaxed) + 10;
-    assert_eq!(
-        final_round(&Client::new(&a.url()), 10).await,
-        rows,
-        "acknowledged rows lost"
-    );
-    let store = redis.store(P);
+    assert_eq!(final_round(&a, 10).await, rows, "acknowledged rows lost");
+    let store = stack.store();
     let seq = store.rows(MONITOR).await.unwrap();
     assert_eq!(seq, rows, "acknowledged rows lost");
     let len = store.window_len(MONITOR, "mean_radius").await.unwrap();
@@ -219,8 +228,8 @@ async fn redis_restart_under_load_keeps_acknowledged_rows_and_counters() {
         "faults: Redis restarted under load; rows acknowledged {rows}, stored {seq}; requests refused while down {}",
         failed.load(Ordering::Relaxed)
     );
-    assert_settled(&redis, &a.url(), rows).await;
-    let after = monitor(&Client::new(&a.url())).await;
+    assert_settled(&stack.redis, a.base(), rows).await;
+    let after = monitor(&a).await;
     for k in ["rounds", "evaluations"] {
         assert!(
             after["counters"][k].as_u64() >= before["counters"][k].as_u64(),
@@ -241,20 +250,25 @@ async fn redis_restart_under_load_keeps_acknowledged_rows_and_counters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn frozen_redis_gives_503_within_2s_and_everything_recovers() {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    let a = spawn_api(&url, P, small).await;
-    let _w = spawn_worker(&url, P, |c| c.claim_idle_ms = 500).await;
-    let e = spawn_exporter(&url, P).await;
+    let stack = Stack::builder()
+        .prefix(P)
+        .apis(1)
+        .api_config(small)
+        .workers(1)
+        .worker_config(|c| c.claim_idle_ms = 500)
+        .exporter()
+        .start()
+        .await;
+    let (redis, a, e) = (&stack.redis, stack.api(0), stack.exporter());
     let mut rng = rng(21);
-    let (s, _) = post_rows(&Client::new(&a.url()), &rows(&mut rng, 100, None)).await;
+    let (s, _) = post_rows(&a.client(), &rows(&mut rng, 100, None)).await;
     assert_eq!(s, 202);
     redis.pause(); // SIGSTOP for 5 s
     let frozen = Instant::now();
     let mut answers = Vec::new();
     while frozen.elapsed() < Duration::from_secs(5) {
         let t = Instant::now();
-        let (status, body) = post_rows(&Client::new(&a.url()), &rows(&mut rng, 5, None)).await;
+        let (status, body) = post_rows(&a.client(), &rows(&mut rng, 5, None)).await;
         answers.push((status, t.elapsed()));
         assert!(
             t.elapsed() < Duration::from_secs(2),
@@ -277,27 +291,30 @@ async fn frozen_redis_gives_503_within_2s_and_everything_recovers() {
     })
     .await;
     assert!(ok.is_some(), "no recovery");
-    wait_evaluated(&Client::new(&a.url()), 200, Duration::from_secs(30)).await;
+    wait_evaluated(&a.client(), 200, Duration::from_secs(30)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn backlog_is_capped_visible_and_workers_catch_up() {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    let a = spawn_api(&url, P, |c| {
-        small(c);
-        c.jobs_maxlen = 1000;
-    })
-    .await;
-    let e = spawn_exporter(&url, P).await;
+    let mut stack = Stack::builder()
+        .prefix(P)
+        .apis(1)
+        .api_config(|c| {
+            small(c);
+            c.jobs_maxlen = 1000;
+        })
+        .exporter()
+        .start()
+        .await;
+    let (a, e) = (stack.api(0).client(), stack.exporter().client());
     let mut rng = rng(31);
     // No worker yet: 4000 rows in batches of 10 cross 396 boundaries (11880 jobs).
     for _ in 0..399 {
-        let (s, _) = post_rows(&Client::new(&a.url()), &rows(&mut rng, 10, None)).await;
+        let (s, _) = post_rows(&a, &rows(&mut rng, 10, None)).await;
         assert_eq!(s, 202);
     }
-    let total = final_round(&Client::new(&a.url()), 10).await;
-    let (_, len, _) = redis.store(P).stream_lens(MONITOR).await.unwrap();
+    let total = final_round(&a, 10).await;
+    let (_, len, _) = stack.store().stream_lens(MONITOR).await.unwrap();
     assert!(len < 1200, "jobs stream not capped: {len}");
     let text = e.metrics().await;
     let lag: f64 = text
@@ -306,13 +323,13 @@ async fn backlog_is_capped_visible_and_workers_catch_up() {
         .and_then(|l| l.rsplit(' ').next()?.parse().ok())
         .unwrap_or(0.0);
     assert!(lag > 0.0, "lag not visible: {text}");
-    let _w1 = spawn_worker(&url, P, |_| {}).await;
-    let _w2 = spawn_worker(&url, P, |_| {}).await;
-    let view = wait_evaluated(&Client::new(&a.url()), total, Duration::from_secs(60)).await;
+    stack.add_worker().await;
+    stack.add_worker().await;
+    let view = wait_evaluated(&a, total, Duration::from_secs(60)).await;
     let c = &view["counters"];
     assert!(c["stale"].as_u64().unwrap() > 0, "no stale skips: {c}");
     let drained = drift_testkit::eventually(Duration::from_secs(20), || async {
-        (pending(&redis, P).await == 0).then_some(())
+        (pending(&stack.redis, P).await == 0).then_some(())
     })
     .await;
     assert!(drained.is_some());

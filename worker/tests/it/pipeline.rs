@@ -1,35 +1,31 @@
 //! The Redis pipeline end to end: API replicas, workers and exporter on a real Redis.
 
 use drift_testkit::rows::*;
-use drift_testkit::{spawn_api, spawn_exporter, spawn_worker, Client, RedisServer};
+use drift_testkit::{spawn_exporter, spawn_worker, Client, RedisServer, Stack};
 use serde_json::Value;
 use std::collections::HashSet;
 use std::time::Duration;
 
 const P: &str = "t";
 
+/// A window of 50 rows evaluated every 10: many rounds from few rows.
+fn small(c: &mut drift_api::ApiConfig) {
+    c.window = 50;
+    c.stride = 10;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_drift_then_mean_radius_shift_is_detected_alone() {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    let apis = [
-        spawn_api(&url, P, |_| {}).await,
-        spawn_api(&url, P, |_| {}).await,
-    ];
-    let _workers = [
-        spawn_worker(&url, P, |_| {}).await,
-        spawn_worker(&url, P, |_| {}).await,
-        spawn_worker(&url, P, |_| {}).await,
-    ];
+    let stack = Stack::builder().prefix(P).apis(2).workers(3).start().await;
+    let apis = &stack.apis;
     let mut rng = rng(7);
 
     // 1. 3000 rows resampled from the reference, alternating between the two APIs.
     for i in 0..60 {
-        let (status, body) =
-            post_rows(&Client::new(&apis[i % 2].url()), &rows(&mut rng, 50, None)).await;
+        let (status, body) = post_rows(&apis[i % 2].client(), &rows(&mut rng, 50, None)).await;
         assert_eq!(status, 202, "{body}");
     }
-    let view = wait_evaluated(&Client::new(&apis[0].url()), 3000, Duration::from_secs(30)).await;
+    let view = wait_evaluated(&apis[0].client(), 3000, Duration::from_secs(30)).await;
     assert_eq!(view["rows"], 3000);
     assert_eq!(drifted(&view), Vec::<String>::new(), "false alarm: {view}");
     assert_eq!(view["features_drifting"], 0);
@@ -41,10 +37,10 @@ async fn no_drift_then_mean_radius_shift_is_detected_alone() {
     // 2. 1000 rows with mean_radius shifted by one standard deviation.
     for i in 0..20 {
         let body = rows(&mut rng, 50, Some(("mean_radius", 1.0)));
-        let (status, _) = post_rows(&Client::new(&apis[i % 2].url()), &body).await;
+        let (status, _) = post_rows(&apis[i % 2].client(), &body).await;
         assert_eq!(status, 202);
     }
-    let view = wait_evaluated(&Client::new(&apis[1].url()), 4000, Duration::from_secs(30)).await;
+    let view = wait_evaluated(&apis[1].client(), 4000, Duration::from_secs(30)).await;
     assert_eq!(drifted(&view), vec!["mean_radius".to_string()], "{view}");
     assert_eq!(view["features_drifting"], 1);
     assert!(view["last_detected_at"].as_f64().is_some());
@@ -54,21 +50,14 @@ async fn no_drift_then_mean_radius_shift_is_detected_alone() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_ingest_evaluates_each_boundary_once_and_loses_none() {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    let small = |c: &mut drift_api::ApiConfig| {
-        c.window = 50;
-        c.stride = 10;
-    };
-    let apis = [
-        spawn_api(&url, P, small).await,
-        spawn_api(&url, P, small).await,
-    ];
-    let workers = [
-        spawn_worker(&url, P, |_| {}).await,
-        spawn_worker(&url, P, |_| {}).await,
-        spawn_worker(&url, P, |_| {}).await,
-    ];
+    let stack = Stack::builder()
+        .prefix(P)
+        .apis(2)
+        .workers(3)
+        .api_config(small)
+        .start()
+        .await;
+    let (apis, workers) = (&stack.apis, &stack.workers);
     let mut tasks = Vec::new();
     for t in 0..8u64 {
         let target = apis[(t % 2) as usize].url();
@@ -90,8 +79,8 @@ async fn concurrent_ingest_evaluates_each_boundary_once_and_loses_none() {
         total += t.await.unwrap();
     }
     total += 10;
-    assert_eq!(final_round(&Client::new(&apis[0].url()), 10).await, total);
-    let view = wait_evaluated(&Client::new(&apis[0].url()), total, Duration::from_secs(60)).await;
+    assert_eq!(final_round(&apis[0].client(), 10).await, total);
+    let view = wait_evaluated(&apis[0].client(), total, Duration::from_secs(60)).await;
     // Let the last stale skips be recorded.
     let counters = drift_testkit::eventually(Duration::from_secs(20), || {
         let api = apis[1].url();
@@ -110,10 +99,10 @@ async fn concurrent_ingest_evaluates_each_boundary_once_and_loses_none() {
             view["counters"]
         )
     });
-    assert_eq!(pending(&redis, P).await, 0);
+    assert_eq!(pending(&stack.redis, P).await, 0);
     assert_eq!(counters["dead_letters"], 0);
     // No boundary evaluated twice for a feature.
-    let h = history(&redis, P).await;
+    let h = history(&stack.redis, P).await;
     assert_eq!(h.len() as u64, counters["evaluations"].as_u64().unwrap());
     let unique: HashSet<_> = h.iter().cloned().collect();
     assert_eq!(unique.len(), h.len(), "a boundary was evaluated twice");
@@ -122,7 +111,7 @@ async fn concurrent_ingest_evaluates_each_boundary_once_and_loses_none() {
     assert_eq!(finals, 30);
     let processed: f64 = {
         let mut sum = 0.0;
-        for w in &workers {
+        for w in workers {
             let text = w.metrics().await;
             for line in text.lines() {
                 if line.starts_with("drift_worker_jobs_total{outcome=\"evaluated\"}") {
@@ -137,28 +126,27 @@ async fn concurrent_ingest_evaluates_each_boundary_once_and_loses_none() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn jobs_of_a_consumer_that_died_are_taken_over() {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    let a = spawn_api(&url, P, |_| {}).await;
+    let stack = Stack::builder().prefix(P).apis(1).start().await;
+    let a = stack.api(0).client();
     let mut rng = rng(3);
-    let (status, _) = post_rows(&Client::new(&a.url()), &rows(&mut rng, 500, None)).await;
+    let (status, _) = post_rows(&a, &rows(&mut rng, 500, None)).await;
     assert_eq!(status, 202);
     // A consumer reads every job and dies without acknowledging.
-    let mut ghost = redis
-        .store(P)
+    let mut ghost = stack
+        .store()
         .job_reader("ghost", Duration::from_millis(100));
     let got = ghost
         .read(&[MONITOR.to_string()], false, 100)
         .await
         .unwrap();
     assert_eq!(got.len(), 30);
-    assert_eq!(pending(&redis, P).await, 30);
-    let _w = spawn_worker(&url, P, |c| c.claim_idle_ms = 300).await;
-    let view = wait_evaluated(&Client::new(&a.url()), 500, Duration::from_secs(20)).await;
+    assert_eq!(pending(&stack.redis, P).await, 30);
+    let _w = spawn_worker(&stack.redis.url(), P, |c| c.claim_idle_ms = 300).await;
+    let view = wait_evaluated(&a, 500, Duration::from_secs(20)).await;
     assert_eq!(view["counters"]["evaluations"], 30);
     assert!(
         drift_testkit::eventually(Duration::from_secs(5), || async {
-            (pending(&redis, P).await == 0).then_some(())
+            (pending(&stack.redis, P).await == 0).then_some(())
         })
         .await
         .is_some(),
@@ -168,13 +156,13 @@ async fn jobs_of_a_consumer_that_died_are_taken_over() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_worker_killed_under_load_leaves_nothing_pending() {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    let small = |c: &mut drift_api::ApiConfig| {
-        c.window = 50;
-        c.stride = 10;
-    };
-    let a = spawn_api(&url, P, small).await;
+    let stack = Stack::builder()
+        .prefix(P)
+        .apis(1)
+        .api_config(small)
+        .start()
+        .await;
+    let (url, a) = (stack.redis.url(), stack.api(0).client());
     let victim_port = drift_testkit::free_port();
     let mut victim = std::process::Command::new(drift_testkit::cargo_bin("drift-worker"))
         .args(["run", "--listen", &format!("127.0.0.1:{victim_port}")])
@@ -182,12 +170,12 @@ async fn a_worker_killed_under_load_leaves_nothing_pending() {
         .env("RUST_LOG", "warn")
         .spawn()
         .unwrap();
-    let _survivor = spawn_worker(&url, P, |c| c.claim_idle_ms = 300).await;
+    let _survivor = spawn_worker(&stack.redis.url(), P, |c| c.claim_idle_ms = 300).await;
     let mut rng = rng(11);
     let mut total = 0u64;
     for i in 0..80 {
         let n = 5 + i % 9;
-        let (status, _) = post_rows(&Client::new(&a.url()), &rows(&mut rng, n, None)).await;
+        let (status, _) = post_rows(&a, &rows(&mut rng, n, None)).await;
         assert_eq!(status, 202);
         total += n as u64;
         if i == 40 {
@@ -198,13 +186,12 @@ async fn a_worker_killed_under_load_leaves_nothing_pending() {
     let _ = victim.kill();
     let _ = victim.wait();
     total += 10;
-    assert_eq!(final_round(&Client::new(&a.url()), 10).await, total);
-    wait_evaluated(&Client::new(&a.url()), total, Duration::from_secs(30)).await;
+    assert_eq!(final_round(&a, 10).await, total);
+    wait_evaluated(&a, total, Duration::from_secs(30)).await;
     let settled = drift_testkit::eventually(Duration::from_secs(20), || {
-        let api = a.url();
-        let redis = &redis;
+        let (redis, a) = (&stack.redis, a.clone());
         async move {
-            let c = monitor(&Client::new(&api)).await["counters"].clone();
+            let c = monitor(&a).await["counters"].clone();
             let done = c["evaluations"].as_u64()? + c["stale"].as_u64()?;
             (pending(redis, P).await == 0 && done == c["rounds"].as_u64()? * 30).then_some(())
         }
@@ -218,18 +205,22 @@ async fn a_worker_killed_under_load_leaves_nothing_pending() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_restart_gives_503_then_recovers_without_restarting_anything() {
-    let mut redis = RedisServer::start();
-    let url = redis.url();
-    let a = spawn_api(&url, P, |_| {}).await;
-    let _w = spawn_worker(&url, P, |_| {}).await;
-    let e = spawn_exporter(&url, P).await;
+    let mut stack = Stack::builder()
+        .prefix(P)
+        .apis(1)
+        .workers(1)
+        .exporter()
+        .start()
+        .await;
+    let a = stack.api(0).client();
+    let e = stack.exporter().client();
     let mut rng = rng(5);
-    let (status, _) = post_rows(&Client::new(&a.url()), &rows(&mut rng, 500, None)).await;
+    let (status, _) = post_rows(&a, &rows(&mut rng, 500, None)).await;
     assert_eq!(status, 202);
-    wait_evaluated(&Client::new(&a.url()), 500, Duration::from_secs(20)).await;
+    wait_evaluated(&a, 500, Duration::from_secs(20)).await;
 
-    redis.kill();
-    let c = a.client();
+    stack.redis.kill();
+    let c = a.clone();
     let start = std::time::Instant::now();
     let r = c
         .http()
@@ -255,10 +246,10 @@ async fn redis_restart_gives_503_then_recovers_without_restarting_anything() {
 
     // Redis comes back empty: the API registers the monitor again by itself, scripts are
     // reloaded, the worker recreates its group, the exporter reads again.
-    redis.restart();
+    stack.redis.restart();
     let mut accepted = 0;
     for _ in 0..6 {
-        let (status, body) = post_rows(&Client::new(&a.url()), &rows(&mut rng, 100, None)).await;
+        let (status, body) = post_rows(&a, &rows(&mut rng, 100, None)).await;
         if status == 202 {
             accepted += 100;
         } else {
@@ -267,11 +258,11 @@ async fn redis_restart_gives_503_then_recovers_without_restarting_anything() {
         }
     }
     while accepted < 600 {
-        let (status, body) = post_rows(&Client::new(&a.url()), &rows(&mut rng, 100, None)).await;
+        let (status, body) = post_rows(&a, &rows(&mut rng, 100, None)).await;
         assert_eq!(status, 202, "{body}");
         accepted += 100;
     }
-    wait_evaluated(&Client::new(&a.url()), accepted, Duration::from_secs(30)).await;
+    wait_evaluated(&a, accepted, Duration::from_secs(30)).await;
     let text = e.metrics().await;
     assert!(text.contains("drift_redis_up 1"), "{text}");
     assert!(
@@ -282,22 +273,15 @@ async fn redis_restart_gives_503_then_recovers_without_restarting_anything() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn exporter_publishes_one_series_per_feature_with_global_counters() {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    let a = spawn_api(&url, P, |_| {}).await;
-    let _w1 = spawn_worker(&url, P, |_| {}).await;
-    let _w2 = spawn_worker(&url, P, |_| {}).await;
+    let stack = Stack::builder().prefix(P).apis(1).workers(2).start().await;
+    let a = stack.api(0).client();
     let mut rng = rng(9);
     for _ in 0..6 {
-        post_rows(
-            &Client::new(&a.url()),
-            &rows(&mut rng, 100, Some(("worst_area", 2.0))),
-        )
-        .await;
+        post_rows(&a, &rows(&mut rng, 100, Some(("worst_area", 2.0)))).await;
     }
-    wait_evaluated(&Client::new(&a.url()), 600, Duration::from_secs(20)).await;
-    let e1 = spawn_exporter(&url, P).await;
-    let e2 = spawn_exporter(&url, P).await;
+    wait_evaluated(&a, 600, Duration::from_secs(20)).await;
+    let e1 = spawn_exporter(&stack.redis.url(), P).await;
+    let e2 = spawn_exporter(&stack.redis.url(), P).await;
     let t1 = e1.metrics().await;
     let t2 = e2.metrics().await;
     let series = |t: &str, name: &str| {
@@ -351,14 +335,13 @@ async fn exporter_publishes_one_series_per_feature_with_global_counters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failing_and_poison_jobs_go_to_the_dead_letter_stream() {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    let a = spawn_api(&url, P, |_| {}).await;
+    let stack = Stack::builder().prefix(P).apis(1).start().await;
+    let a = stack.api(0).client();
     let mut rng = rng(17);
     // Wait for registration, then break one feature's reference: its job fails every time.
-    let (s, _) = post_rows(&Client::new(&a.url()), &rows(&mut rng, 10, None)).await;
+    let (s, _) = post_rows(&a, &rows(&mut rng, 10, None)).await;
     assert_eq!(s, 202);
-    let store = redis.store(P);
+    let store = stack.store();
     store
         .corrupt_reference(MONITOR, "mean_area", b"not-8-bytes")
         .await
@@ -368,17 +351,17 @@ async fn failing_and_poison_jobs_go_to_the_dead_letter_stream() {
         .append_foreign_job(MONITOR, &[("garbage", "1")])
         .await
         .unwrap();
-    let (s, _) = post_rows(&Client::new(&a.url()), &rows(&mut rng, 490, None)).await;
+    let (s, _) = post_rows(&a, &rows(&mut rng, 490, None)).await;
     assert_eq!(s, 202);
-    let w = spawn_worker(&url, P, |c| {
+    let w = spawn_worker(&stack.redis.url(), P, |c| {
         c.claim_idle_ms = 200;
         c.max_deliveries = 3;
     })
     .await;
-    let e = spawn_exporter(&url, P).await;
+    let e = spawn_exporter(&stack.redis.url(), P).await;
     let dead = drift_testkit::eventually(Duration::from_secs(20), || async {
         let n = store.dead_letters(MONITOR).await.ok()?.len();
-        (n == 2 && pending(&redis, P).await == 0).then_some(n)
+        (n == 2 && pending(&stack.redis, P).await == 0).then_some(n)
     })
     .await;
     assert!(
@@ -397,7 +380,7 @@ async fn failing_and_poison_jobs_go_to_the_dead_letter_stream() {
             .any(|d| d.reason.contains("delivered 3 times") && d.deliveries == 3),
         "{entries:?}"
     );
-    let view = monitor(&Client::new(&a.url())).await;
+    let view = monitor(&a).await;
     assert_eq!(view["counters"]["dead_letters"], 2);
     assert!(view["results"]["mean_area"].is_null());
     assert_eq!(view["results"]["mean_radius"]["seq"], 500);
@@ -417,13 +400,14 @@ async fn failing_and_poison_jobs_go_to_the_dead_letter_stream() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_replaced_reference_is_picked_up_and_results_are_not_mixed() {
-    let redis = RedisServer::start();
-    let url = redis.url();
-    let a = spawn_api(&url, P, |c| {
-        c.admin_token = Some(drift_api::config::Secret("tok".into()))
-    })
-    .await;
-    let _w = spawn_worker(&url, P, |_| {}).await;
+    let stack = Stack::builder()
+        .prefix(P)
+        .apis(1)
+        .workers(1)
+        .api_config(|c| c.admin_token = Some(drift_api::config::Secret("tok".into())))
+        .start()
+        .await;
+    let a = stack.api(0);
     let csv = |shift: f64| {
         let mut s = String::from("u\n");
         for i in 0..400 {
