@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test deps lint fmt build release demo bench check-config stack-test
+.PHONY: test deps lint fmt build release demo bench check-config stack-test schema-test
 
 ## Installs what the tests need (Debian packages) when it is missing.
 deps:
@@ -17,6 +17,7 @@ test: deps
 	fi
 	python3 -m pytest -q -p no:cacheprovider tests/config
 	@$(MAKE) --no-print-directory stack-test
+	scripts/schemathesis.sh
 
 ## The deployment configs without Docker (compose and dashboard structure, promtool on the
 ## Prometheus configs, rules and dashboard PromQL, nginx -t): tests/config, about 1 s.
@@ -31,7 +32,6 @@ stack-test:
 
 ## Schemathesis against a live drift-api and redis-server: every answer to generated
 ## requests must match api/openapi.json (statuses, content types, bodies), no 5xx.
-.PHONY: schema-test
 schema-test: deps
 	scripts/schemathesis.sh
 

@@ -8,8 +8,9 @@
 //! --batch 100 --seconds 10 --concurrency 16`
 //!
 //! Prints one line of `key=value` pairs (`rows_per_s=...` first) on stdout. Registers the
-//! default monitor first (a no-op when an API already did); the rows are the first BATCH
-//! rows of its reference, the body `ingest_body` of drift-sim prints for the API.
+//! default monitor with default parameters first (unchanged when an API already did), and
+//! ingests the rows drift-sim's `ingest_body` example puts in the API's request body (the
+//! first BATCH reference rows), so both sides of the ratio do the same work.
 
 use anyhow::{bail, Context};
 use clap::Parser;

@@ -4,6 +4,7 @@
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
+use std::time::{Duration, Instant};
 
 #[derive(Clone)]
 pub struct Client {
@@ -101,6 +102,40 @@ impl Client {
             .unwrap_or_else(|e| panic!("GET {path} on {} failed: {e}", self.base));
         assert_eq!(r.status().as_u16(), expect, "GET {path}");
         r.text().await.unwrap_or_default()
+    }
+
+    /// Sends `req` while the store is down: the answer must be the contract's outage error
+    /// (503 `redis_unavailable`, `Retry-After: 1`) within `within`; readiness must then be
+    /// 503 and liveness 200 (a Redis outage must not get replicas restarted).
+    pub async fn assert_store_unavailable(&self, req: reqwest::RequestBuilder, within: Duration) {
+        let start = Instant::now();
+        let r = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("request to {} failed: {e}", self.base));
+        let took = start.elapsed();
+        assert!(took < within, "the 503 took {took:?}");
+        assert_eq!(r.status().as_u16(), 503);
+        assert_eq!(r.headers()["retry-after"], "1");
+        let body: Value = r.json().await.unwrap_or(Value::Null);
+        assert_eq!(body["error"]["code"], "redis_unavailable", "{body}");
+        assert_eq!(self.status("/readyz").await, Some(503));
+        assert_eq!(self.status("/healthz").await, Some(200));
+    }
+
+    /// Repeats the request `make` builds until it answers `status` (or `timeout` passes);
+    /// returns that answer's body.
+    pub async fn until_status(
+        &self,
+        make: impl Fn() -> reqwest::RequestBuilder,
+        status: u16,
+        timeout: Duration,
+    ) -> Option<Value> {
+        crate::eventually(timeout, || async {
+            let (got, body) = self.send(make()).await;
+            (got == status).then_some(body)
+        })
+        .await
     }
 
     /// The service's `/metrics` text.

@@ -418,57 +418,37 @@ async fn bad_requests_get_json_errors_and_change_nothing() {
 async fn unreachable_redis_is_a_fast_503() {
     let port = drift_testkit::free_port();
     let srv = spawn_api(&format!("redis://127.0.0.1:{port}"), P, |_| {}).await;
-    let api = srv.url();
-    let client = reqwest::Client::new();
+    let c = srv.client();
     let body = json!({"columns": features(), "data": [good_row()]});
-    let start = Instant::now();
-    let r = client
-        .post(format!("{api}/v1/monitors/breast_cancer/rows"))
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        start.elapsed() < Duration::from_secs(2),
-        "took {:?}",
-        start.elapsed()
-    );
-    assert_eq!(r.status(), 503);
-    assert_eq!(r.headers()["retry-after"], "1");
-    let v: Value = r.json().await.unwrap();
-    assert_eq!(v["error"]["code"], "redis_unavailable");
-    let r = client.get(format!("{api}/readyz")).send().await.unwrap();
-    assert_eq!(r.status(), 503);
-    let r = client.get(format!("{api}/healthz")).send().await.unwrap();
-    assert_eq!(r.status(), 200);
+    let req = c
+        .http()
+        .post(c.url("/v1/monitors/breast_cancer/rows"))
+        .json(&body);
+    c.assert_store_unavailable(req, Duration::from_secs(2))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_redis_is_a_503_within_2s_then_recovers() {
     let redis = RedisServer::start();
     let srv = spawn_api(&redis.url(), P, |_| {}).await;
-    let api = srv.url();
-    let client = reqwest::Client::new();
-    let url = format!("{api}/v1/monitors/breast_cancer/rows");
+    let c = srv.client();
     let body = json!({"columns": features(), "data": [good_row()]});
-    let ok = drift_testkit::eventually(Duration::from_secs(5), || {
-        let r = client.post(&url).json(&body).send();
-        async move { (r.await.ok()?.status() == 202).then_some(()) }
-    })
-    .await;
+    let ingest = || {
+        c.http()
+            .post(c.url("/v1/monitors/breast_cancer/rows"))
+            .json(&body)
+    };
+    let ok = c.until_status(ingest, 202, Duration::from_secs(5)).await;
     assert!(ok.is_some());
     redis.pause();
     let start = Instant::now();
-    let r = client.post(&url).json(&body).send().await.unwrap();
+    let (status, _) = c.send(ingest()).await;
     let took = start.elapsed();
     redis.resume();
-    assert_eq!(r.status(), 503);
+    assert_eq!(status, 503);
     assert!(took < Duration::from_secs(2), "took {took:?}");
-    let ok = drift_testkit::eventually(Duration::from_secs(5), || {
-        let r = client.post(&url).json(&body).send();
-        async move { (r.await.ok()?.status() == 202).then_some(()) }
-    })
-    .await;
+    let ok = c.until_status(ingest, 202, Duration::from_secs(5)).await;
     assert!(ok.is_some(), "no recovery after Redis resumed");
 }
 
@@ -476,19 +456,14 @@ async fn frozen_redis_is_a_503_within_2s_then_recovers() {
 async fn datadrift_answers_in_the_prototype_shape() {
     let redis = RedisServer::start();
     let srv = spawn_api(&redis.url(), P, |_| {}).await;
-    let api = srv.url();
-    let client = reqwest::Client::new();
+    let c = srv.client();
     let sk: Vec<String> = features().iter().map(|f| f.replace('_', " ")).collect();
     let body = json!({"features": {"columns": sk, "data": [good_row(), good_row()]}});
-    let v: Value = drift_testkit::eventually(Duration::from_secs(5), || {
-        let r = client.post(format!("{api}/datadrift")).json(&body).send();
-        async move {
-            let r = r.await.ok()?;
-            (r.status() == 200).then_some(r.json().await.ok()?)
-        }
-    })
-    .await
-    .expect("datadrift never answered 200");
+    let datadrift = || c.http().post(c.url("/datadrift")).json(&body);
+    let v = c
+        .until_status(datadrift, 200, Duration::from_secs(5))
+        .await
+        .expect("datadrift never answered 200");
     assert_eq!(v["status"], "accumulating");
     assert_eq!(v["samples_in_window"], 2);
     assert!(v["feature_pvalues"].is_object());
