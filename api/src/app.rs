@@ -53,7 +53,7 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize, max_reference_bytes: 
         .route("/v1/predict", post(predict::predict).route_layer(ingest()))
         .route(
             "/get-prediction",
-            post(predict::get_prediction).route_layer(ingest()),
+            post(predict::predict).route_layer(ingest()),
         )
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
@@ -217,89 +217,51 @@ mod tests {
         v["error"]["code"].as_str().unwrap_or("")
     }
 
+    /// A request (method, path, token, body) and the status and error code it must get.
+    type Case<'a> = (Method, &'a str, Option<&'a str>, &'a str, u16, &'a str);
+
+    async fn check(app: &Router, cases: Vec<Case<'_>>) {
+        for (method, uri, token, body, status, want) in cases {
+            let (s, v) = call(app, method.clone(), uri, token, body).await;
+            assert_eq!((s, code(&v)), (status, want), "{method} {uri}");
+        }
+    }
+
     #[tokio::test]
     async fn auth_layers_answer_before_any_extractor() {
         let app = app(|c| c.ingest_tokens = vec![Secret("ing".into())]);
-        let (s, v) = call(
-            &app,
-            Method::PUT,
-            "/v1/monitors/bad%20name?nonsense=1",
-            None,
-            "",
-        )
-        .await;
-        assert_eq!((s, code(&v)), (401, "unauthorized"));
-        let (s, v) = call(
-            &app,
-            Method::PUT,
-            "/v1/monitors/bad%20name",
-            Some("tok"),
-            "",
-        )
-        .await;
-        assert_eq!((s, code(&v)), (422, "invalid_monitor"));
-        let (s, v) = call(
-            &app,
-            Method::PUT,
-            "/v1/monitors/m?nonsense=1",
-            Some("tok"),
-            "",
-        )
-        .await;
-        assert_eq!((s, code(&v)), (422, "invalid_parameters"));
-        let (s, v) = call(&app, Method::POST, "/v1/monitors/m/reset", Some("ing"), "").await;
-        assert_eq!((s, code(&v)), (403, "forbidden"));
-        let (s, v) = call(&app, Method::POST, "/v1/monitors/m/rows", None, "{").await;
-        assert_eq!((s, code(&v)), (401, "unauthorized"));
-        let (s, v) = call(&app, Method::POST, "/v1/monitors/m/rows", Some("ing"), "{").await;
-        assert_eq!((s, code(&v)), (400, "malformed_json"));
-        let (s, v) = call(&app, Method::POST, "/v1/predict", Some("tok"), "{").await;
-        assert_eq!((s, code(&v)), (400, "malformed_json"));
-        let (s, v) = call(&app, Method::POST, "/datadrift", Some("nope"), "{").await;
-        assert_eq!((s, code(&v)), (403, "forbidden"));
-        // A wrong method is a 405 whatever the token.
-        let (s, v) = call(&app, Method::PATCH, "/v1/monitors/m", None, "").await;
-        assert_eq!((s, code(&v)), (405, "method_not_allowed"));
+        #[rustfmt::skip]
+        let cases = vec![
+            (Method::PUT, "/v1/monitors/bad%20name?nonsense=1", None, "", 401, "unauthorized"),
+            (Method::PUT, "/v1/monitors/bad%20name", Some("tok"), "", 422, "invalid_monitor"),
+            (Method::PUT, "/v1/monitors/m?nonsense=1", Some("tok"), "", 422, "invalid_parameters"),
+            (Method::POST, "/v1/monitors/m/reset", Some("ing"), "", 403, "forbidden"),
+            (Method::POST, "/v1/monitors/m/rows", None, "{", 401, "unauthorized"),
+            (Method::POST, "/v1/monitors/m/rows", Some("ing"), "{", 400, "malformed_json"),
+            (Method::POST, "/v1/predict", Some("tok"), "{", 400, "malformed_json"),
+            (Method::POST, "/datadrift", Some("nope"), "{", 403, "forbidden"),
+            // A wrong method is a 405 whatever the token.
+            (Method::PATCH, "/v1/monitors/m", None, "", 405, "method_not_allowed"),
+        ];
+        check(&app, cases).await;
     }
 
     #[tokio::test]
     async fn extractors_keep_the_contract() {
         let app = app(|c| c.max_body_bytes = 16);
-        let (s, v) = call(
-            &app,
-            Method::POST,
-            "/v1/monitors/m/rows",
-            None,
-            &"x".repeat(17),
-        )
-        .await;
-        assert_eq!((s, code(&v)), (413, "payload_too_large"));
+        let big = "x".repeat(17);
         // A reference may be larger than other bodies: `--max-reference-bytes` applies.
         let csv = format!("a\n{}", "x\n".repeat(20));
-        let (s, v) = call(&app, Method::PUT, "/v1/monitors/m", Some("tok"), &csv).await;
-        assert_eq!((s, code(&v)), (422, "invalid_reference"));
-        let (s, v) = call(&app, Method::GET, "/v1/monitors/%FF", None, "").await;
-        assert_eq!((s, code(&v)), (400, "bad_path"));
-        let (s, v) = call(
-            &app,
-            Method::GET,
-            "/v1/monitors/m/history?after=abc",
-            None,
-            "",
-        )
-        .await;
-        assert_eq!((s, code(&v)), (400, "bad_query"));
-        let (s, v) = call(
-            &app,
-            Method::GET,
-            "/v1/monitors/m/history?limit=-1",
-            None,
-            "",
-        )
-        .await;
-        assert_eq!((s, code(&v)), (400, "bad_query"));
-        let (s, v) = call(&app, Method::GET, "/nope", None, "").await;
-        assert_eq!((s, code(&v)), (404, "not_found"));
+        #[rustfmt::skip]
+        let cases = vec![
+            (Method::POST, "/v1/monitors/m/rows", None, &*big, 413, "payload_too_large"),
+            (Method::PUT, "/v1/monitors/m", Some("tok"), &*csv, 422, "invalid_reference"),
+            (Method::GET, "/v1/monitors/%FF", None, "", 400, "bad_path"),
+            (Method::GET, "/v1/monitors/m/history?after=abc", None, "", 400, "bad_query"),
+            (Method::GET, "/v1/monitors/m/history?limit=-1", None, "", 400, "bad_query"),
+            (Method::GET, "/nope", None, "", 404, "not_found"),
+        ];
+        check(&app, cases).await;
         let (s, v) = call(&app, Method::GET, "/healthz", None, "").await;
         assert_eq!((s, v), (200, serde_json::json!({"status": "ok"})));
     }

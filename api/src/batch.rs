@@ -83,14 +83,11 @@ pub fn parse_rows_body(body: &[u8]) -> Result<ColumnsBatch, ApiError> {
             let mut data = Vec::with_capacity(rows.len());
             for (i, row) in rows.iter().enumerate() {
                 if row.len() != columns.len() {
-                    return Err(ApiError::new(
-                        ErrorCode::WrongArity,
-                        format!(
-                            "row {i} has {} fields, row 0 has {}",
-                            row.len(),
-                            columns.len()
-                        ),
-                    ));
+                    return Err(ApiError::wrong_arity(format!(
+                        "row {i} has {} fields, row 0 has {}",
+                        row.len(),
+                        columns.len()
+                    )));
                 }
                 let mut values = Vec::with_capacity(columns.len());
                 for c in &columns {
@@ -184,14 +181,11 @@ impl ColumnsBatch {
         let mut out = vec![Vec::with_capacity(n); cfg.features.len()];
         for (i, row) in self.data.iter().enumerate() {
             if row.len() != slot_of_column.len() {
-                return Err(ApiError::new(
-                    ErrorCode::WrongArity,
-                    format!(
-                        "row {i} has {} values for {} columns",
-                        row.len(),
-                        slot_of_column.len()
-                    ),
-                ));
+                return Err(ApiError::wrong_arity(format!(
+                    "row {i} has {} values for {} columns",
+                    row.len(),
+                    slot_of_column.len()
+                )));
             }
             for (v, &slot) in row.iter().zip(&slot_of_column) {
                 if !v.is_finite() {
@@ -262,46 +256,43 @@ mod tests {
 
     #[test]
     fn errors_have_the_contract_codes() {
-        let code = |b: &str| cols(b).unwrap_err().code.as_str();
-        assert_eq!(code("{"), "malformed_json");
-        assert_eq!(code("[]"), "invalid_batch");
-        assert_eq!(code(r#"{"columns":["a","b"],"data":[]}"#), "empty_batch");
-        assert_eq!(
-            code(r#"{"columns":["a"],"data":[[1]]}"#),
-            "missing_features"
-        );
-        assert_eq!(
-            code(r#"{"columns":["a","b","c"],"data":[[1,2,3]]}"#),
-            "unknown_feature"
-        );
-        assert_eq!(
-            code(r#"{"columns":["a","a"],"data":[[1,2]]}"#),
-            "duplicate_feature"
-        );
-        assert_eq!(code(r#"{"columns":["a","b"],"data":[[1]]}"#), "wrong_arity");
-        assert_eq!(
-            code(r#"{"columns":["a","b"],"data":[[1,"x"]]}"#),
-            "invalid_batch"
-        );
-        assert_eq!(
-            code(r#"{"columns":["a","b"],"data":[[1,null]]}"#),
-            "invalid_batch"
-        );
-        assert_eq!(
-            code(r#"{"columns":["a","b"],"data":[[1,1e999]]}"#),
-            "non_finite_value"
-        );
-        assert_eq!(code(r#"{"rows":[{"a":1}]}"#), "missing_features");
-        assert_eq!(code(r#"{"rows":[{"a":1,"b":2},{"a":1}]}"#), "wrong_arity");
-        assert_eq!(code(r#"{"rows":[],"columns":["a"]}"#), "invalid_batch");
-        assert_eq!(
-            code(r#"{"columns":["a","b"],"data":[[1,2]],"x":1}"#),
-            "invalid_batch"
-        );
         let many = format!(
             r#"{{"columns":["a","b"],"data":[{}]}}"#,
             vec!["[1,2]"; 101].join(",")
         );
-        assert_eq!(code(&many), "payload_too_large");
+        for (body, want) in [
+            ("{", "malformed_json"),
+            ("[]", "invalid_batch"),
+            (r#"{"columns":["a","b"],"data":[]}"#, "empty_batch"),
+            (r#"{"columns":["a"],"data":[[1]]}"#, "missing_features"),
+            (
+                r#"{"columns":["a","b","c"],"data":[[1,2,3]]}"#,
+                "unknown_feature",
+            ),
+            (
+                r#"{"columns":["a","a"],"data":[[1,2]]}"#,
+                "duplicate_feature",
+            ),
+            (r#"{"columns":["a","b"],"data":[[1]]}"#, "wrong_arity"),
+            (r#"{"columns":["a","b"],"data":[[1,"x"]]}"#, "invalid_batch"),
+            (
+                r#"{"columns":["a","b"],"data":[[1,null]]}"#,
+                "invalid_batch",
+            ),
+            (
+                r#"{"columns":["a","b"],"data":[[1,1e999]]}"#,
+                "non_finite_value",
+            ),
+            (r#"{"rows":[{"a":1}]}"#, "missing_features"),
+            (r#"{"rows":[{"a":1,"b":2},{"a":1}]}"#, "wrong_arity"),
+            (r#"{"rows":[],"columns":["a"]}"#, "invalid_batch"),
+            (
+                r#"{"columns":["a","b"],"data":[[1,2]],"x":1}"#,
+                "invalid_batch",
+            ),
+            (&many, "payload_too_large"),
+        ] {
+            assert_eq!(cols(body).unwrap_err().code.as_str(), want, "{body}");
+        }
     }
 }

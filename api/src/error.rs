@@ -42,6 +42,10 @@ impl ApiError {
     pub fn too_large(message: impl Into<String>) -> Self {
         Self::new(ErrorCode::PayloadTooLarge, message)
     }
+
+    pub fn wrong_arity(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::WrongArity, message)
+    }
 }
 
 /// The contract keeps statuses as numbers so that clients need no HTTP crate; every one of

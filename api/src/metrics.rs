@@ -4,7 +4,8 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
-use prometheus::{Encoder, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use drift_service::metrics::{registered, render};
+use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -17,57 +18,53 @@ pub struct HttpMetrics {
     pub rows_accepted: IntCounterVec,
 }
 
+/// Declares and registers a labelled counter family.
+fn counters(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    labels: &[&str],
+) -> Result<IntCounterVec, prometheus::Error> {
+    registered(registry, IntCounterVec::new(Opts::new(name, help), labels)?)
+}
+
 impl HttpMetrics {
     pub fn new() -> Result<Self, prometheus::Error> {
         let registry = Registry::new();
-        let requests = IntCounterVec::new(
-            Opts::new(
+        let latency = HistogramOpts::new(
+            "http_request_duration_seconds",
+            "HTTP request latency by route and method",
+        )
+        .buckets(vec![
+            0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
+        ]);
+        Ok(HttpMetrics {
+            requests: counters(
+                &registry,
                 "http_requests_total",
                 "HTTP requests by route, method and status",
-            ),
-            &["route", "method", "status"],
-        )?;
-        let duration = HistogramVec::new(
-            HistogramOpts::new(
-                "http_request_duration_seconds",
-                "HTTP request latency by route and method",
-            )
-            .buckets(vec![
-                0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5,
-            ]),
-            &["route", "method"],
-        )?;
-        let rows_dropped = IntCounterVec::new(
-            Opts::new(
+                &["route", "method", "status"],
+            )?,
+            duration: registered(&registry, HistogramVec::new(latency, &["route", "method"])?)?,
+            rows_dropped: counters(
+                &registry,
                 "drift_rows_dropped_total",
                 "Rows logged for monitoring that could not be stored, by reason",
-            ),
-            &["reason"],
-        )?;
-        let rows_accepted = IntCounterVec::new(
-            Opts::new(
+                &["reason"],
+            )?,
+            rows_accepted: counters(
+                &registry,
                 "drift_api_rows_accepted_total",
                 "Rows this replica stored in Redis, by monitor",
-            ),
-            &["monitor"],
-        )?;
-        registry.register(Box::new(requests.clone()))?;
-        registry.register(Box::new(duration.clone()))?;
-        registry.register(Box::new(rows_dropped.clone()))?;
-        registry.register(Box::new(rows_accepted.clone()))?;
-        Ok(HttpMetrics {
+                &["monitor"],
+            )?,
             registry,
-            requests,
-            duration,
-            rows_dropped,
-            rows_accepted,
         })
     }
 
+    /// This replica's metrics in the Prometheus text format.
     pub fn render(&self) -> String {
-        let mut buf = Vec::new();
-        let _ = prometheus::TextEncoder::new().encode(&self.registry.gather(), &mut buf);
-        String::from_utf8(buf).unwrap_or_default()
+        render(&self.registry)
     }
 }
 

@@ -5,13 +5,6 @@
 use drift_core::{Dataset, DatasetError};
 use proptest::prelude::*;
 
-fn cases() -> u32 {
-    std::env::var("FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000)
-}
-
 fn check(bytes: &[u8]) {
     match Dataset::from_csv(bytes, &["target"]) {
         Ok(ds) => {
@@ -43,18 +36,14 @@ fn csvish() -> impl Strategy<Value = String> {
     prop::collection::vec(token, 0..60).prop_map(|t| t.concat())
 }
 
+drift_testkit::fuzz_inputs! {
+    check;
+    arbitrary_bytes_never_panic: drift_testkit::fuzz::bytes();
+    csv_like_text_never_panics: csvish().prop_map(String::into_bytes);
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
-
-    #[test]
-    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-        check(&bytes);
-    }
-
-    #[test]
-    fn csv_like_text_never_panics(s in csvish()) {
-        check(s.as_bytes());
-    }
+    #![proptest_config(drift_testkit::fuzz::config())]
 
     #[test]
     fn valid_tables_load_exactly(

@@ -28,13 +28,13 @@ use copula::Copula;
 use drift_core::dataset::DEFAULT_MONITOR;
 use drift_core::Dataset;
 use generator::Generator;
-use load::LoadPlan;
+use load::{LoadPlan, Pacing};
 use progress::{Display, Live};
 use scenario::Scenario;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use summary::{DriftSummary, Latency, MonitorParams};
+use summary::{DriftSummary, Latency, Throughput};
 use target::{MonitorInfo, Target};
 use tokio::sync::{oneshot, watch as tokio_watch};
 use watch::{OnsetPoint, WatchParams, Watcher};
@@ -107,17 +107,13 @@ pub async fn run_until(
     });
 
     let watch_params = WatchParams {
-        monitor: info.name.clone(),
-        features: info.features.clone(),
+        monitor: info.clone(),
         drift_features: if args.drift {
             drift_features.clone()
         } else {
             Vec::new()
         },
         drifting: args.drift,
-        window: info.window,
-        stride: info.stride,
-        start_rows: info.rows,
     };
     let watcher = if args.watch {
         Some(
@@ -162,15 +158,18 @@ pub async fn run_until(
         Mode::Ingest => target.url(&["v1", "monitors", &info.name, "rows"])?,
         Mode::Predict => target.url(&["v1", "predict"])?,
     };
+    let pacing = Pacing {
+        rows: row_limit,
+        duration_seconds: args.duration,
+        rate: args.rate,
+        batch: args.batch,
+        concurrency: args.concurrency,
+    };
     let plan = LoadPlan {
         mode: args.mode,
         url,
         columns: generator.column_names(),
-        row_limit,
-        duration,
-        rate: args.rate,
-        batch: args.batch as usize,
-        concurrency: args.concurrency as usize,
+        pacing: pacing.clone(),
     };
     let mut cancel_load = cancel_rx.clone();
     let load = load::run(plan, generator, target.clone(), live.clone(), async move {
@@ -185,7 +184,9 @@ pub async fn run_until(
         Some(task) => {
             let final_seq = match args.mode {
                 Mode::Ingest => load.max_seq,
-                Mode::Predict => predicted_rows_logged(&target, &info, load.rows_accepted).await,
+                Mode::Predict => {
+                    predicted_rows_logged(&target, &info, load.counts.rows_accepted).await
+                }
             };
             let _ = final_tx.send(final_seq);
             let (watcher, boundary) = task.await.context("the watch task failed")?;
@@ -202,50 +203,19 @@ pub async fn run_until(
         }
     };
 
-    let (rows_per_second, requests_per_second) = summary::rates(&load);
+    let throughput = Throughput::of(&load);
     Ok(Summary {
         target: args.target.to_string(),
         monitor: info.name.clone(),
         mode: args.mode,
         seed,
         model: args.model,
-        drift: DriftSummary {
-            enabled: args.drift,
-            kind: args.drift.then_some(args.drift_kind),
-            features: if args.drift {
-                drift_features
-            } else {
-                Vec::new()
-            },
-            magnitude: (args.drift && args.drift_kind != scenario::DriftKind::Swap)
-                .then_some(args.drift_magnitude),
-            after: args.onset_row(),
-            ramp_rows: (args.drift && args.drift_kind == scenario::DriftKind::Gradual)
-                .then_some(args.ramp_rows),
-            swap_values: (args.drift && args.drift_kind == scenario::DriftKind::Swap)
-                .then_some(args.swap_values),
-        },
-        monitor_params: MonitorParams {
-            window: info.window,
-            stride: info.stride,
-            alpha: info.alpha,
-            correction: info.correction.clone(),
-        },
+        drift: DriftSummary::of(&args, drift_features),
+        monitor_params: info.params.clone(),
         start_rows: info.rows,
-        rows_planned: row_limit,
-        duration_planned_seconds: args.duration,
-        rate_target: args.rate,
-        batch: args.batch,
-        concurrency: args.concurrency,
-        requests: load.requests,
-        requests_ok: load.requests_ok,
-        rows_sent: load.rows_sent,
-        rows_accepted: load.rows_accepted,
-        rows_failed: load.rows_failed,
-        errors: load.errors.clone(),
-        elapsed_seconds: load.elapsed.as_secs_f64(),
-        rows_per_second,
-        requests_per_second,
+        pacing,
+        counts: load.counts,
+        throughput,
         latency_ms: Latency::of(load.latencies_ms),
         seq_first: load.min_seq,
         seq_last: load.max_seq,

@@ -26,12 +26,30 @@ pub struct LoadPlan {
     pub mode: Mode,
     pub url: Url,
     pub columns: Vec<String>,
-    pub row_limit: Option<u64>,
-    pub duration: Option<Duration>,
+    pub pacing: Pacing,
+}
+
+/// How much to send and how fast; the summary reports it as planned, under these JSON names.
+#[derive(Clone, Debug, Serialize)]
+pub struct Pacing {
+    /// Row limit (`None`: until the duration is over).
+    #[serde(rename = "rows_planned")]
+    pub rows: Option<u64>,
+    #[serde(rename = "duration_planned_seconds")]
+    pub duration_seconds: Option<f64>,
     /// Rows per second; 0 = unpaced.
+    #[serde(rename = "rate_target")]
     pub rate: f64,
-    pub batch: usize,
-    pub concurrency: usize,
+    /// Rows per request.
+    pub batch: u64,
+    /// Requests in flight.
+    pub concurrency: u64,
+}
+
+impl Pacing {
+    pub fn duration(&self) -> Option<Duration> {
+        self.duration_seconds.map(Duration::from_secs_f64)
+    }
 }
 
 /// Where the drift started, as the server counts rows.
@@ -48,17 +66,24 @@ pub struct Onset {
     pub at: f64,
 }
 
-/// What the sender saw.
-#[derive(Clone, Debug, Default)]
-pub struct LoadReport {
+/// Requests and rows sent, and what the API made of them.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Counts {
     pub requests: u64,
     pub requests_ok: u64,
     pub rows_sent: u64,
     pub rows_accepted: u64,
-    /// Failed requests by kind: `http_<status>_<code>`, `timeout`, `connection`, `request`.
-    pub errors: BTreeMap<String, u64>,
     /// Rows of failed requests.
     pub rows_failed: u64,
+    /// Failed requests by kind: `http_<status>_<code>` (the API's error code),
+    /// `http_<status>` (a body that is not the API's), `timeout`, `connection`, `request`.
+    pub errors: BTreeMap<String, u64>,
+}
+
+/// What the sender saw.
+#[derive(Clone, Debug, Default)]
+pub struct LoadReport {
+    pub counts: Counts,
     /// Duration of every request that got an answer, in ms.
     pub latencies_ms: Vec<f64>,
     pub elapsed: Duration,
@@ -127,11 +152,13 @@ pub async fn run(
 ) -> LoadReport {
     let shared = Arc::new(Mutex::new(Shared::default()));
     let plan = Arc::new(plan);
-    let (tx, rx) = mpsc::channel::<Batch>(plan.concurrency);
+    let concurrency = plan.pacing.concurrency as usize;
+    let batch_rows = plan.pacing.batch as usize;
+    let (tx, rx) = mpsc::channel::<Batch>(concurrency);
     let rx = Arc::new(tokio::sync::Mutex::new(rx));
     let started = Instant::now();
-    let mut tasks = Vec::with_capacity(plan.concurrency);
-    for _ in 0..plan.concurrency {
+    let mut tasks = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
         tasks.push(tokio::spawn(request_loop(
             plan.clone(),
             target.clone(),
@@ -142,24 +169,26 @@ pub async fn run(
     }
 
     let deadline = plan
-        .duration
+        .pacing
+        .duration()
         .map(|d| tokio::time::Instant::from_std(started) + d);
     let origin = tokio::time::Instant::from_std(started);
     let mut interrupted = false;
     let mut stop = std::pin::pin!(stop);
     loop {
         let generated = generator.rows_generated();
-        let n = match plan.row_limit {
-            Some(limit) => plan.batch.min(limit.saturating_sub(generated) as usize),
-            None => plan.batch,
+        let n = match plan.pacing.rows {
+            Some(limit) => batch_rows.min(limit.saturating_sub(generated) as usize),
+            None => batch_rows,
         };
         if n == 0 {
             break;
         }
         // Batch k leaves when the rows before it are due at the target rate; a late
         // sender catches up without sleeping.
-        let mut due = (plan.rate > 0.0)
-            .then(|| origin + Duration::from_secs_f64(generated as f64 / plan.rate));
+        let rate = plan.pacing.rate;
+        let mut due =
+            (rate > 0.0).then(|| origin + Duration::from_secs_f64(generated as f64 / rate));
         if let Some(d) = deadline {
             due = Some(due.map_or(d, |t| t.min(d)));
         }
@@ -239,8 +268,8 @@ async fn request_loop(
         live.rows_done.fetch_add(n, Ordering::Relaxed);
         let mut guard = shared.lock().unwrap_or_else(|p| p.into_inner());
         let sh = &mut *guard;
-        sh.report.requests += 1;
-        sh.report.rows_sent += n;
+        sh.report.counts.requests += 1;
+        sh.report.counts.rows_sent += n;
         let failure = match outcome {
             Err(kind) => Some(kind.to_string()),
             Ok((status, bytes)) => {
@@ -249,8 +278,8 @@ async fn request_loop(
             }
         };
         if let Some(kind) = failure {
-            *sh.report.errors.entry(kind).or_insert(0) += 1;
-            sh.report.rows_failed += n;
+            *sh.report.counts.errors.entry(kind).or_insert(0) += 1;
+            sh.report.counts.rows_failed += n;
             live.failed_requests.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -281,8 +310,8 @@ fn accept(
         },
         Mode::Predict => (n, None),
     };
-    sh.report.requests_ok += 1;
-    sh.report.rows_accepted += accepted;
+    sh.report.counts.requests_ok += 1;
+    sh.report.counts.rows_accepted += accepted;
     live.rows_accepted.fetch_add(accepted, Ordering::Relaxed);
     if let Some(seq) = seq {
         sh.report.max_seq = Some(sh.report.max_seq.map_or(seq, |m| m.max(seq)));

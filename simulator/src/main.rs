@@ -37,10 +37,11 @@ fn main() -> ExitCode {
             } else {
                 print!("{text}");
             }
-            if summary.rows_sent > 0 && summary.rows_accepted == 0 {
+            let counts = &summary.counts;
+            if counts.rows_sent > 0 && counts.rows_accepted == 0 {
                 eprintln!(
                     "drift-sim: error: the target accepted none of the {} rows sent",
-                    summary.rows_sent
+                    counts.rows_sent
                 );
                 return ExitCode::FAILURE;
             }

@@ -1,12 +1,12 @@
 //! The end-of-run summary: what was sent, what the API answered, how fast, and (with
 //! `--watch`) how soon the drift was seen. One struct, printed as text or as one JSON line.
 
-use crate::cli::{Mode, RowModel};
-use crate::load::{percentile, LoadReport};
+use crate::cli::{Args, Mode, RowModel};
+use crate::load::{percentile, Counts, LoadReport, Pacing};
 use crate::scenario::{DriftKind, SwapValues};
+pub use crate::target::MonitorParams;
 use crate::watch::WatchReport;
 use serde::Serialize;
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 #[derive(Clone, Debug, Serialize)]
@@ -20,24 +20,14 @@ pub struct Summary {
     pub monitor_params: MonitorParams,
     /// The monitor's row count when the run started.
     pub start_rows: u64,
-    pub rows_planned: Option<u64>,
-    pub duration_planned_seconds: Option<f64>,
-    /// Target rate (rows/s), 0 = unpaced.
-    pub rate_target: f64,
-    pub batch: u64,
-    pub concurrency: u64,
-    pub requests: u64,
-    pub requests_ok: u64,
-    pub rows_sent: u64,
-    pub rows_accepted: u64,
-    pub rows_failed: u64,
-    /// Failed requests by kind: `http_<status>_<code>` (the API's error code),
-    /// `http_<status>` (a body that is not the API's), `timeout`, `connection`, `request`.
-    pub errors: BTreeMap<String, u64>,
-    pub elapsed_seconds: f64,
-    /// Accepted rows per second of sending.
-    pub rows_per_second: f64,
-    pub requests_per_second: f64,
+    /// As planned: `rows_planned`, `duration_planned_seconds`, `rate_target` (rows/s, 0 =
+    /// unpaced), `batch`, `concurrency`.
+    #[serde(flatten)]
+    pub pacing: Pacing,
+    #[serde(flatten)]
+    pub counts: Counts,
+    #[serde(flatten)]
+    pub throughput: Throughput,
     pub latency_ms: Latency,
     /// Server row count of the first and last row acknowledged (ingest mode).
     pub seq_first: Option<u64>,
@@ -51,19 +41,42 @@ pub struct DriftSummary {
     pub enabled: bool,
     pub kind: Option<DriftKind>,
     pub features: Vec<String>,
+    #[serde(flatten)]
+    pub settings: DriftSettings,
+}
+
+/// The drift's settings, each `None` without drift or where its kind has no use for it.
+#[derive(Clone, Debug, Serialize)]
+pub struct DriftSettings {
+    /// Every kind but swap.
     pub magnitude: Option<f64>,
     /// Rows generated before the onset.
     pub after: Option<u64>,
+    /// Gradual only.
     pub ramp_rows: Option<u64>,
+    /// Swap only.
     pub swap_values: Option<SwapValues>,
 }
 
-#[derive(Clone, Debug, Serialize)]
-pub struct MonitorParams {
-    pub window: u64,
-    pub stride: u64,
-    pub alpha: f64,
-    pub correction: String,
+impl DriftSummary {
+    /// The drift asked for by `args`, on `features` (the checked drift features).
+    pub fn of(args: &Args, features: Vec<String>) -> Self {
+        let kind = args.drift.then_some(args.drift_kind);
+        let uses = |k: DriftKind| kind == Some(k);
+        DriftSummary {
+            enabled: args.drift,
+            kind,
+            features: if args.drift { features } else { Vec::new() },
+            settings: DriftSettings {
+                magnitude: kind
+                    .is_some_and(|k| k != DriftKind::Swap)
+                    .then_some(args.drift_magnitude),
+                after: args.onset_row(),
+                ramp_rows: uses(DriftKind::Gradual).then_some(args.ramp_rows),
+                swap_values: uses(DriftKind::Swap).then_some(args.swap_values),
+            },
+        }
+    }
 }
 
 /// Request latency over every request that got an answer (any status), in milliseconds.
@@ -92,16 +105,25 @@ impl Latency {
     }
 }
 
-/// Throughput figures of a load report.
-pub fn rates(load: &LoadReport) -> (f64, f64) {
-    let secs = load.elapsed.as_secs_f64();
-    if secs <= 0.0 {
-        return (0.0, 0.0);
+/// How long the sending took, and the rates over that time.
+#[derive(Clone, Debug, Serialize)]
+pub struct Throughput {
+    pub elapsed_seconds: f64,
+    /// Accepted rows per second of sending.
+    pub rows_per_second: f64,
+    pub requests_per_second: f64,
+}
+
+impl Throughput {
+    pub fn of(load: &LoadReport) -> Self {
+        let secs = load.elapsed.as_secs_f64();
+        let per_second = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
+        Throughput {
+            elapsed_seconds: secs,
+            rows_per_second: per_second(load.counts.rows_accepted),
+            requests_per_second: per_second(load.counts.requests),
+        }
     }
-    (
-        load.rows_accepted as f64 / secs,
-        load.requests as f64 / secs,
-    )
 }
 
 fn opt<T: std::fmt::Display>(v: Option<T>) -> String {
@@ -123,7 +145,7 @@ impl Summary {
         let _ = writeln!(
             s,
             "drift-sim: {} rows to {} ({mode}, monitor {}, window {}, stride {}, {} model, seed {})",
-            self.rows_sent,
+            self.counts.rows_sent,
             self.target,
             self.monitor,
             self.monitor_params.window,
@@ -143,8 +165,8 @@ impl Summary {
                 s,
                 "  drift:      {kind} of {} by {} after {} rows",
                 self.drift.features.join(","),
-                opt(self.drift.magnitude),
-                opt(self.drift.after)
+                opt(self.drift.settings.magnitude),
+                opt(self.drift.settings.after)
             );
         } else {
             let _ = writeln!(s, "  drift:      none");
@@ -152,21 +174,22 @@ impl Summary {
         let _ = writeln!(
             s,
             "  rows:       {} sent, {} accepted, {} failed, in {} requests ({} ok){}",
-            self.rows_sent,
-            self.rows_accepted,
-            self.rows_failed,
-            self.requests,
-            self.requests_ok,
+            self.counts.rows_sent,
+            self.counts.rows_accepted,
+            self.counts.rows_failed,
+            self.counts.requests,
+            self.counts.requests_ok,
             if self.interrupted {
                 " (interrupted)"
             } else {
                 ""
             }
         );
-        if self.errors.is_empty() {
+        if self.counts.errors.is_empty() {
             let _ = writeln!(s, "  errors:     none");
         } else {
             let list: Vec<String> = self
+                .counts
                 .errors
                 .iter()
                 .map(|(k, v)| format!("{k} x{v}"))
@@ -176,7 +199,9 @@ impl Summary {
         let _ = writeln!(
             s,
             "  throughput: {:.0} rows/s, {:.1} requests/s over {:.2} s",
-            self.rows_per_second, self.requests_per_second, self.elapsed_seconds
+            self.throughput.rows_per_second,
+            self.throughput.requests_per_second,
+            self.throughput.elapsed_seconds
         );
         let _ = writeln!(
             s,
@@ -196,15 +221,16 @@ impl Summary {
                 (None, _) => "-".into(),
             };
             let _ = writeln!(s, "  onset:      {onset}");
-            if w.detected {
+            let d = &w.detection;
+            if d.detected {
                 let _ = writeln!(
                     s,
                     "  detection:  {} at seq {} (p = {:.3e}): {} rows, {} s after the onset",
-                    opt(w.detection_feature.as_deref()),
-                    opt(w.detection_seq),
-                    w.detection_p_value.unwrap_or(f64::NAN),
-                    opt(w.delay_rows),
-                    w.delay_seconds.map_or("-".into(), |d| format!("{d:.2}"))
+                    opt(d.feature.as_deref()),
+                    opt(d.seq),
+                    d.p_value.unwrap_or(f64::NAN),
+                    opt(d.delay_rows),
+                    d.delay_seconds.map_or("-".into(), |d| format!("{d:.2}"))
                 );
             } else if self.drift.enabled {
                 let _ = writeln!(s, "  detection:  not detected");

@@ -3,6 +3,7 @@
 
 use anyhow::{anyhow, bail, Context};
 use reqwest::{Client, StatusCode, Url};
+use serde::Serialize;
 use std::time::Duration;
 
 /// What the simulator needs to know about the monitor it streams to.
@@ -11,14 +12,20 @@ pub struct MonitorInfo {
     pub name: String,
     pub version: String,
     pub features: Vec<String>,
-    pub window: u64,
-    pub stride: u64,
-    pub alpha: f64,
-    pub correction: String,
+    pub params: MonitorParams,
     /// Rows the monitor had ingested when it was read.
     pub rows: u64,
     /// Evaluation jobs skipped as stale so far (a counter kept in Redis).
     pub stale_jobs: u64,
+}
+
+/// The monitor's evaluation parameters (as the summary reports them).
+#[derive(Clone, Debug, Serialize)]
+pub struct MonitorParams {
+    pub window: u64,
+    pub stride: u64,
+    pub alpha: f64,
+    pub correction: String,
 }
 
 pub use drift_contract::HistoryEntry;
@@ -100,12 +107,7 @@ impl Target {
                 self.base
             );
         }
-        if !status.is_success() {
-            bail!(
-                "GET {url} answered {status}: {}",
-                error_message(&body).unwrap_or_else(|| String::from_utf8_lossy(&body).into())
-            );
-        }
+        ensure_success(&url, status, &body)?;
         let view: MonitorView = serde_json::from_slice(&body)
             .with_context(|| format!("GET {url} did not return a monitor"))?;
         if view.params.window == 0 || view.params.stride == 0 {
@@ -115,10 +117,12 @@ impl Target {
             name: view.name,
             version: view.version,
             features: view.features,
-            window: view.params.window as u64,
-            stride: view.params.stride as u64,
-            alpha: view.params.alpha,
-            correction: view.params.correction.to_string(),
+            params: MonitorParams {
+                window: view.params.window as u64,
+                stride: view.params.stride as u64,
+                alpha: view.params.alpha,
+                correction: view.params.correction.to_string(),
+            },
             rows: view.rows,
             stale_jobs: view.counters.stale,
         })
@@ -162,12 +166,7 @@ impl Target {
             .bytes()
             .await
             .map_err(|e| anyhow!("GET {url}: {}", error_chain(&e)))?;
-        if !status.is_success() {
-            bail!(
-                "GET {url} answered {status}: {}",
-                error_message(&body).unwrap_or_else(|| String::from_utf8_lossy(&body).into())
-            );
-        }
+        ensure_success(&url, status, &body)?;
         let page: HistoryPage = serde_json::from_slice(&body)
             .with_context(|| format!("GET {url} did not return a history page"))?;
         Ok(page.entries)
@@ -194,6 +193,17 @@ impl Target {
 pub fn error_code(body: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     v["error"]["code"].as_str().map(str::to_string)
+}
+
+/// Fails with the status and the API's error (or the raw body) unless `status` is a success.
+fn ensure_success(url: &Url, status: StatusCode, body: &[u8]) -> anyhow::Result<()> {
+    if !status.is_success() {
+        bail!(
+            "GET {url} answered {status}: {}",
+            error_message(body).unwrap_or_else(|| String::from_utf8_lossy(body).into())
+        );
+    }
+    Ok(())
 }
 
 fn error_message(body: &[u8]) -> Option<String> {

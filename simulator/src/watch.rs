@@ -15,7 +15,7 @@
 //!   stream does not drift.
 
 use crate::progress::{Display, Live};
-use crate::target::{HistoryEntry, Target, HISTORY_PAGE};
+use crate::target::{HistoryEntry, MonitorInfo, Target, HISTORY_PAGE};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -28,22 +28,22 @@ const MAX_FALSE_ALARM_NOTES: u64 = 5;
 /// What the watch needs to know about the run and the monitor.
 #[derive(Clone, Debug)]
 pub struct WatchParams {
-    pub monitor: String,
-    /// Every feature of the monitor.
-    pub features: Vec<String>,
+    /// The monitor as read when the run started (its features, window, stride and rows).
+    pub monitor: MonitorInfo,
     /// Features the scenario drifts (empty without drift).
     pub drift_features: Vec<String>,
     pub drifting: bool,
-    pub window: u64,
-    pub stride: u64,
-    /// The monitor's row count when the run started.
-    pub start_rows: u64,
 }
 
 impl WatchParams {
+    /// The monitor's row count when the run started.
+    pub fn start_rows(&self) -> u64 {
+        self.monitor.rows
+    }
+
     /// Whether an evaluation at `seq` saw only rows of this run.
     pub fn counts(&self, seq: u64) -> bool {
-        seq >= self.start_rows + self.window
+        seq >= self.start_rows() + self.monitor.params.window
     }
 }
 
@@ -62,7 +62,7 @@ pub struct Watcher {
 impl Watcher {
     /// Starts after the newest entry already recorded; fails if the target has no history.
     pub async fn start(target: Target, params: WatchParams) -> anyhow::Result<Self> {
-        let last_id = target.last_history_id(&params.monitor).await?;
+        let last_id = target.last_history_id(&params.monitor.name).await?;
         Ok(Watcher {
             target,
             params,
@@ -85,7 +85,11 @@ impl Watcher {
         loop {
             let page = match self
                 .target
-                .history(&self.params.monitor, self.last_id.as_deref(), HISTORY_PAGE)
+                .history(
+                    &self.params.monitor.name,
+                    self.last_id.as_deref(),
+                    HISTORY_PAGE,
+                )
                 .await
             {
                 Ok(p) => p,
@@ -100,7 +104,7 @@ impl Watcher {
                 self.last_id = Some(e.id.clone());
             }
             for e in page {
-                if e.seq > self.params.start_rows {
+                if e.seq > self.params.start_rows() {
                     self.note(&e, live.onset_seq(), display);
                     self.entries.push(e);
                 }
@@ -153,6 +157,7 @@ impl Watcher {
             .map(|e| e.feature.as_str())
             .collect();
         self.params
+            .monitor
             .features
             .iter()
             .all(|f| done.contains(f.as_str()))
@@ -185,10 +190,10 @@ pub async fn follow(
             _ = cancel.wait_for(|c| *c) => return (watcher, None),
         }
     };
-    let p = watcher.params().clone();
+    let p = watcher.params();
     let boundary = end
-        .and_then(|s| last_boundary(s, p.window, p.stride))
-        .filter(|&b| b > p.start_rows);
+        .and_then(|s| last_boundary(s, p.monitor.params.window, p.monitor.params.stride))
+        .filter(|&b| b > p.start_rows());
     let deadline = tokio::time::Instant::now() + grace;
     loop {
         watcher.poll(&live, &display).await;
@@ -211,14 +216,8 @@ pub struct WatchReport {
     pub onset_seq: Option<u64>,
     /// True when the onset was estimated rather than read from `seq` (predict mode).
     pub onset_estimated: bool,
-    pub detected: bool,
-    pub detection_seq: Option<u64>,
-    pub detection_feature: Option<String>,
-    pub detection_p_value: Option<f64>,
-    /// Rows from the onset through the boundary that flagged it (`seq − onset + 1`).
-    pub delay_rows: Option<u64>,
-    /// Server evaluation time minus the time the onset batch was acknowledged.
-    pub delay_seconds: Option<f64>,
+    #[serde(flatten)]
+    pub detection: Detection,
     pub false_alarms: u64,
     pub false_alarm_features: BTreeMap<String, u64>,
     pub first_false_alarm_seq: Option<u64>,
@@ -241,6 +240,38 @@ pub struct WatchReport {
     pub drift_evaluations_missed: Option<u64>,
     pub poll_errors: u64,
     pub last_poll_error: Option<String>,
+}
+
+/// The evaluation that flagged the drift, and how long after the onset (all `None` and
+/// `detected` false when it was not detected).
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Detection {
+    pub detected: bool,
+    #[serde(rename = "detection_seq")]
+    pub seq: Option<u64>,
+    #[serde(rename = "detection_feature")]
+    pub feature: Option<String>,
+    #[serde(rename = "detection_p_value")]
+    pub p_value: Option<f64>,
+    /// Rows from the onset through the boundary that flagged it (`seq − onset + 1`).
+    pub delay_rows: Option<u64>,
+    /// Server evaluation time minus the time the onset batch was acknowledged.
+    pub delay_seconds: Option<f64>,
+}
+
+impl Detection {
+    /// The detection by evaluation `d` of the drift that started at `onset`.
+    fn of(d: &HistoryEntry, onset: OnsetPoint) -> Self {
+        Detection {
+            detected: true,
+            seq: Some(d.seq),
+            feature: Some(d.feature.clone()),
+            p_value: Some(d.p_value),
+            delay_rows: Some(d.seq - onset.seq + 1),
+            delay_seconds: (d.evaluated_at > 0.0 && onset.at > 0.0)
+                .then_some(d.evaluated_at - onset.at),
+        }
+    }
 }
 
 /// Where the drift started, for [`analyze`].
@@ -269,7 +300,7 @@ pub fn analyze(
     let mut boundaries = BTreeSet::new();
     let mut detection: Option<&HistoryEntry> = None;
     for e in entries {
-        if e.seq <= params.start_rows {
+        if e.seq <= params.start_rows() {
             continue;
         }
         if !params.counts(e.seq) {
@@ -311,17 +342,11 @@ pub fn analyze(
         r.drift_evaluations_missed = Some(missed as u64);
     }
     if let (Some(d), Some(o)) = (detection, onset) {
-        r.detected = true;
-        r.detection_seq = Some(d.seq);
-        r.detection_feature = Some(d.feature.clone());
-        r.detection_p_value = Some(d.p_value);
-        r.delay_rows = Some(d.seq - o.seq + 1);
-        if d.evaluated_at > 0.0 && o.at > 0.0 {
-            r.delay_seconds = Some(d.evaluated_at - o.at);
-        }
+        r.detection = Detection::of(d, o);
     }
     r.final_boundary_evaluated = final_boundary.is_some_and(|b| {
         params
+            .monitor
             .features
             .iter()
             .all(|f| entries.iter().any(|e| e.seq >= b && &e.feature == f))
@@ -332,6 +357,7 @@ pub fn analyze(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::target::MonitorParams;
 
     fn entry(feature: &str, seq: u64, drifted: bool) -> HistoryEntry {
         HistoryEntry {
@@ -347,14 +373,23 @@ mod tests {
     }
 
     fn params(start_rows: u64) -> WatchParams {
-        WatchParams {
-            monitor: "m".into(),
+        let monitor = MonitorInfo {
+            name: "m".into(),
+            version: "1".into(),
             features: vec!["a".into(), "b".into()],
+            params: MonitorParams {
+                window: 500,
+                stride: 100,
+                alpha: 0.05,
+                correction: "bonferroni".into(),
+            },
+            rows: start_rows,
+            stale_jobs: 0,
+        };
+        WatchParams {
+            monitor,
             drift_features: vec!["a".into()],
             drifting: true,
-            window: 500,
-            stride: 100,
-            start_rows,
         }
     }
 
@@ -383,10 +418,10 @@ mod tests {
             estimated: false,
         };
         let r = analyze(&entries, &params(0), Some(onset), Some(1400));
-        assert!(r.detected);
-        assert_eq!(r.detection_seq, Some(1200));
-        assert_eq!(r.delay_rows, Some(200));
-        assert!((r.delay_seconds.unwrap() - 7.0).abs() < 1e-9);
+        assert!(r.detection.detected);
+        assert_eq!(r.detection.seq, Some(1200));
+        assert_eq!(r.detection.delay_rows, Some(200));
+        assert!((r.detection.delay_seconds.unwrap() - 7.0).abs() < 1e-9);
         assert_eq!(r.false_alarms, 2);
         assert_eq!(r.false_alarm_features.get("a"), Some(&1));
         assert_eq!(r.first_false_alarm_seq, Some(1000));
@@ -407,7 +442,7 @@ mod tests {
         assert_eq!(r.evaluations_ignored, 1);
         assert_eq!(r.evaluations, 1);
         assert_eq!(r.false_alarms, 1);
-        assert!(!r.detected);
+        assert!(!r.detection.detected);
         assert!(!r.final_boundary_evaluated, "feature a was never evaluated");
     }
 }

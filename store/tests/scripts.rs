@@ -30,6 +30,15 @@ fn store(redis: &RedisServer) -> Store {
         .unwrap()
 }
 
+/// A fresh Redis and store with monitor `name` (five features a..e) registered.
+async fn registered(name: &str, params: Params) -> (RedisServer, Store, MonitorConfig) {
+    let redis = RedisServer::start();
+    let store = store(&redis);
+    let s = spec(name, CSV5, params);
+    store.register(&s).await.unwrap();
+    (redis, store, s.config)
+}
+
 /// Every job enqueued so far, delivered to a test consumer.
 async fn read_jobs(store: &Store, m: &str) -> Vec<Job> {
     let mut reader = store.job_reader("test", Duration::from_millis(10));
@@ -108,11 +117,8 @@ async fn a_new_feature_list_clears_the_windows_of_the_old_features() {
 
 #[tokio::test]
 async fn ingest_enqueues_one_round_per_boundary_crossing_and_windows_are_exact() {
-    let redis = RedisServer::start();
-    let store = store(&redis);
-    let s = spec("m", CSV5, small(5, 2, Correction::Bonferroni));
-    store.register(&s).await.unwrap();
-    let cfg = &s.config;
+    let (_redis, store, cfg) = registered("m", small(5, 2, Correction::Bonferroni)).await;
+    let cfg = &cfg;
     let batch = |from: u64, n: u64| -> Vec<Vec<f64>> {
         (0..5)
             .map(|f| (from..from + n).map(|r| (r * 10 + f) as f64).collect())
@@ -268,11 +274,8 @@ async fn stored_flags_and_counts_are_the_alarms_decision_for_every_correction() 
 
 #[tokio::test]
 async fn a_decision_over_every_feature_on_an_old_snapshot_is_refused() {
-    let redis = RedisServer::start();
-    let store = store(&redis);
-    let s = spec("bh", CSV5, small(2, 1, Correction::Bh));
-    store.register(&s).await.unwrap();
-    let cfg = &s.config;
+    let (_redis, store, cfg) = registered("bh", small(2, 1, Correction::Bh)).await;
+    let cfg = &cfg;
     store.ingest(cfg, &vec![vec![1.0, 2.0]; 5]).await.unwrap();
     let jobs = read_jobs(&store, "bh").await;
     // Two workers read their snapshots before either records.

@@ -12,7 +12,9 @@
 //!
 //! Redis state is read through `drift_store`'s typed readers ([`Stack::store`]), never
 //! with hand-written commands or key names.
+mod child;
 mod client;
+pub mod fuzz;
 mod gateway;
 mod process;
 mod prometheus;
@@ -21,6 +23,7 @@ pub mod rows;
 mod server;
 mod stack;
 
+pub use child::ChildServer;
 pub use client::Client;
 pub use gateway::Gateway;
 pub use process::{cargo_bin, free_port, require_binary, TempDir};

@@ -2,13 +2,12 @@
 //! `prometheus/alerts.yml`, so tests check the alerts and dashboard queries that ship,
 //! against the services' real `/metrics`.
 
-use crate::gateway::{repo_root, tail, terminate, tie_to_owner};
-use crate::process::{free_port, require_binary, TempDir};
-use crate::Client;
+use crate::child::{repo_root, ChildServer, Readiness};
+use crate::process::{require_binary, TempDir};
 use serde_json::Value;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 /// What Prometheus scrapes, one list per job of the template.
@@ -30,13 +29,13 @@ impl ScrapeTargets {
 }
 
 /// A `prometheus` process with its own storage directory, stopped (SIGTERM, then SIGKILL)
-/// on drop.
+/// on drop. Port, URL, pid and directory come from its [`ChildServer`].
 pub struct Prometheus {
-    child: Option<Child>,
-    port: u16,
-    dir: TempDir,
+    server: ChildServer,
     targets: usize,
 }
+
+crate::child::child_server_wrapper!(Prometheus);
 
 impl Prometheus {
     /// Starts Prometheus on `127.0.0.1:port` (0: a free port) and waits for `/-/ready`.
@@ -47,32 +46,47 @@ impl Prometheus {
         std::fs::create_dir_all(&data)
             .unwrap_or_else(|e| panic!("cannot create {}: {e}", data.display()));
         let mut prom = Prometheus {
-            child: None,
-            port,
-            dir,
+            server: ChildServer::new("prometheus", dir, Duration::from_secs(10)),
             targets: targets.len(),
         };
-        prom.render(targets);
-        let attempts = if port == 0 { 10 } else { 1 };
-        let mut last = String::new();
-        for _ in 0..attempts {
-            prom.port = if port == 0 { free_port() } else { port };
-            match prom.spawn(&bin).await {
-                Ok(()) => return prom,
-                Err(why) => last = why,
-            }
-        }
-        panic!(
-            "prometheus did not start on 127.0.0.1:{}: {last}",
-            prom.port
-        );
+        Prometheus::render(&prom.server, targets);
+        let log = prom.log();
+        let command = |s: &ChildServer| {
+            let out = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(s.dir().join("prometheus.log"));
+            let (stdout, stderr) = match out.and_then(|f| Ok((f.try_clone()?, f))) {
+                Ok((a, b)) => (Stdio::from(a), Stdio::from(b)),
+                Err(_) => (Stdio::null(), Stdio::null()),
+            };
+            let mut cmd = Command::new(&bin);
+            cmd.arg(format!("--config.file={}", Prometheus::config(s).display()))
+                .arg(format!(
+                    "--storage.tsdb.path={}",
+                    s.dir().join("data").display()
+                ))
+                .arg(format!("--web.listen-address=127.0.0.1:{}", s.port()))
+                .arg("--log.level=warn")
+                .stdin(Stdio::null())
+                .stdout(stdout)
+                .stderr(stderr);
+            cmd
+        };
+        let ready = Readiness {
+            path: "/-/ready",
+            log,
+            timeout: Duration::from_secs(60),
+        };
+        prom.server.launch(port, command, ready).await;
+        prom
     }
 
-    fn config(&self) -> PathBuf {
-        self.dir.path().join("prometheus.yml")
+    fn config(s: &ChildServer) -> PathBuf {
+        s.dir().join("prometheus.yml")
     }
 
-    fn render(&self, targets: &ScrapeTargets) {
+    fn render(s: &ChildServer, targets: &ScrapeTargets) {
         let root = repo_root();
         let template_path = root.join("prometheus/local.yml.template");
         let template = std::fs::read_to_string(&template_path)
@@ -89,83 +103,12 @@ impl Prometheus {
                 "@RULES@",
                 &root.join("prometheus/alerts.yml").display().to_string(),
             );
-        std::fs::write(self.config(), conf)
-            .unwrap_or_else(|e| panic!("cannot write {}: {e}", self.config().display()));
-    }
-
-    async fn spawn(&mut self, bin: &Path) -> Result<(), String> {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log())
-            .map_err(|e| format!("cannot open {}: {e}", self.log().display()))?;
-        let log2 = log
-            .try_clone()
-            .map_err(|e| format!("cannot open {}: {e}", self.log().display()))?;
-        let mut cmd = Command::new(bin);
-        cmd.arg(format!("--config.file={}", self.config().display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                self.dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{}", self.port))
-            .arg("--log.level=warn")
-            .stdin(Stdio::null())
-            .stdout(log)
-            .stderr(log2);
-        tie_to_owner(&mut cmd, libc::SIGTERM);
-        let child = cmd
-            .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", bin.display()))?;
-        self.child = Some(child);
-        let client = self.client();
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Some(status) = self.exited() {
-                self.child = None;
-                return Err(format!("exited ({status}): {}", tail(&self.log(), 5)));
-            }
-            if client.status("/-/ready").await == Some(200) {
-                return Ok(());
-            }
-            if Instant::now() >= deadline {
-                self.terminate();
-                return Err("/-/ready did not answer 200 within 60 s".into());
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-    }
-
-    pub fn port(&self) -> u16 {
-        self.port
-    }
-
-    pub fn url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
-    }
-
-    pub fn client(&self) -> Client {
-        Client::new(&self.url())
-    }
-
-    /// Rendered `prometheus.yml`, `prometheus.log` and the TSDB under `data/`.
-    pub fn dir(&self) -> &Path {
-        self.dir.path()
+        std::fs::write(Prometheus::config(s), conf)
+            .unwrap_or_else(|e| panic!("cannot write {}: {e}", Prometheus::config(s).display()));
     }
 
     pub fn log(&self) -> PathBuf {
-        self.dir.path().join("prometheus.log")
-    }
-
-    pub fn pid(&self) -> Option<u32> {
-        self.child.as_ref().map(Child::id)
-    }
-
-    /// How the process ended, if it did (a live server gives `None`).
-    pub fn exited(&mut self) -> Option<ExitStatus> {
-        self.child
-            .as_mut()
-            .and_then(|c| c.try_wait().ok().flatten())
+        self.dir().join("prometheus.log")
     }
 
     /// `data` of a successful GET on the HTTP API (`/api/v1/...`); anything else fails.
@@ -226,18 +169,6 @@ impl Prometheus {
 
     /// Stops Prometheus and waits for it.
     pub fn stop(mut self) {
-        self.terminate();
-    }
-
-    fn terminate(&mut self) {
-        if let Some(child) = self.child.take() {
-            terminate(child, Duration::from_secs(10));
-        }
-    }
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
         self.terminate();
     }
 }

@@ -96,7 +96,7 @@ impl RedisServer {
             cmd.args(["--user", user, "on", &format!(">{pw}"), "~*", "&*", "+@all"]);
         }
         // Dies with the process that owns it, even when that one is SIGKILLed.
-        crate::gateway::tie_to_owner(&mut cmd, libc::SIGTERM);
+        crate::child::tie_to_owner(&mut cmd, libc::SIGTERM);
         let child = cmd
             .args(["--bind", "127.0.0.1"])
             .args(["--dir", &dir])
@@ -192,18 +192,8 @@ impl RedisServer {
 
     /// Stops the server cleanly (SIGTERM: Redis flushes the append-only file and exits).
     pub fn stop(&mut self) {
-        self.resume();
-        self.signal("-TERM");
-        if let Some(mut c) = self.child.take() {
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = c.try_wait() {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            let _ = c.kill();
-            let _ = c.wait();
+        if let Some(c) = self.child.take() {
+            crate::child::terminate(c, Duration::from_secs(5));
         }
     }
 

@@ -7,6 +7,7 @@
 //! then catches a handler answering with a code its route does not declare.
 
 use crate::error::ErrorCode;
+use crate::routes::predict::GET_PREDICTION;
 use crate::routes::{admin, datadrift, health, ingest, monitors, predict};
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
@@ -25,6 +26,8 @@ pub mod examples;
 /// The command that rewrites `api/openapi.json`, for the test that finds it stale.
 pub const REGENERATE: &str = "cargo run -q -p drift-api --example openapi > api/openapi.json";
 
+/// An operation's tag is the name of its handler's module as listed in `paths` (utoipa's
+/// default: `admin::put_monitor` is tagged `admin`), unless its attribute names another.
 #[derive(OpenApi)]
 #[openapi(
     info(
@@ -44,7 +47,6 @@ pub const REGENERATE: &str = "cargo run -q -p drift-api --example openapi > api/
         ingest::ingest_rows,
         monitors::history,
         predict::predict,
-        predict::get_prediction,
         datadrift::datadrift,
         health::healthz,
         health::readyz,
@@ -52,7 +54,7 @@ pub const REGENERATE: &str = "cargo run -q -p drift-api --example openapi > api/
         serve,
     ),
     components(schemas(ErrorBody, drift_contract::FeatureResult)),
-    modifiers(&BearerScheme, &ErrorResponses),
+    modifiers(&BearerScheme, &GET_PREDICTION, &ErrorResponses),
     tags(
         (name = "monitors", description = "monitors, their latest results and history"),
         (name = "ingest", description = "feature rows in; answered once Redis stored them"),
@@ -118,6 +120,31 @@ impl Modify for BearerScheme {
                     .build(),
             ),
         );
+    }
+}
+
+/// A route that another route's handler serves under a second path: documented as a copy
+/// of that route's operation, with its own id and summary.
+pub(crate) struct Alias {
+    pub path: &'static str,
+    /// The path of the route it copies, under the same method.
+    pub of: &'static str,
+    pub method: HttpMethod,
+    pub operation_id: &'static str,
+    pub summary: &'static str,
+    pub description: &'static str,
+}
+
+impl Modify for Alias {
+    fn modify(&self, doc: &mut Document) {
+        let Some(mut op) = operation(doc, self.of, &self.method).cloned() else {
+            return;
+        };
+        op.operation_id = Some(self.operation_id.into());
+        op.summary = Some(self.summary.into());
+        op.description = Some(self.description.into());
+        doc.paths
+            .add_path_operation(self.path, vec![self.method.clone()], op);
     }
 }
 

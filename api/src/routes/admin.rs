@@ -1,7 +1,7 @@
 //! Admin routes: create or replace a monitor from a reference CSV, delete it, reset it.
 //! The admin token is checked by the route layer (see `auth`), before any of this runs.
 
-use super::{ADMIN_AUTH_ERRORS, STORE_ERRORS};
+use super::{ADMIN_AUTH_ERRORS, MONITOR_ERRORS, STORE_ERRORS};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiQuery, Body, MonitorName, NewMonitorName};
 use crate::state::AppState;
@@ -28,11 +28,8 @@ pub(crate) const PUT_ERRORS: &[&[ErrorCode]] = &[
     ],
     &STORE_ERRORS,
 ];
-pub(crate) const CLEAR_ERRORS: &[&[ErrorCode]] = &[
-    &ADMIN_AUTH_ERRORS,
-    &[ErrorCode::BadPath, ErrorCode::UnknownMonitor],
-    &STORE_ERRORS,
-];
+pub(crate) const CLEAR_ERRORS: &[&[ErrorCode]] =
+    &[&ADMIN_AUTH_ERRORS, &MONITOR_ERRORS, &STORE_ERRORS];
 
 /// Create or replace a monitor.
 ///
@@ -42,7 +39,6 @@ pub(crate) const CLEAR_ERRORS: &[&[ErrorCode]] = &[
 #[utoipa::path(
     put,
     path = "/v1/monitors/{monitor}",
-    tag = "admin",
     params(drift_contract::NewMonitorParam, PutMonitorQuery),
     request_body(
         content = String,
@@ -118,7 +114,6 @@ async fn clear(st: &AppState, name: &str, delete: bool) -> Result<(), ApiError> 
 #[utoipa::path(
     delete,
     path = "/v1/monitors/{monitor}",
-    tag = "admin",
     params(drift_contract::MonitorParam),
     responses((status = 200, description = "deleted", body = Deleted)),
     security(("bearer" = [])),
@@ -140,7 +135,6 @@ pub async fn delete_monitor(
 #[utoipa::path(
     post,
     path = "/v1/monitors/{monitor}/reset",
-    tag = "admin",
     params(drift_contract::MonitorParam),
     responses((status = 200, description = "reset", body = Reset)),
     security(("bearer" = [])),

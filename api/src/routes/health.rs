@@ -7,6 +7,7 @@ use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::Json;
 use drift_contract::{Health, HealthStatus};
+use drift_service::metrics::TEXT_FORMAT;
 use std::sync::Arc;
 
 pub(crate) const READY_ERRORS: &[&[ErrorCode]] = &[&[ErrorCode::Starting], &super::STORE_ERRORS];
@@ -67,7 +68,7 @@ pub async fn readyz(State(st): State<Arc<AppState>>) -> Result<Json<Health>, Api
 pub async fn metrics(State(st): State<Arc<AppState>>) -> impl IntoResponse {
     (
         StatusCode::OK,
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        [(header::CONTENT_TYPE, TEXT_FORMAT)],
         st.metrics.render(),
     )
 }

@@ -1,6 +1,6 @@
 //! `POST /v1/monitors/{monitor}/rows`.
 
-use super::{BATCH_ERRORS, INGEST_AUTH_ERRORS, STORE_ERRORS};
+use super::{BATCH_ERRORS, INGEST_AUTH_ERRORS, MONITOR_ERRORS, STORE_ERRORS};
 use crate::batch::parse_rows_body;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{Body, MonitorName};
@@ -13,9 +13,9 @@ use std::sync::Arc;
 
 pub(crate) const ROWS_ERRORS: &[&[ErrorCode]] = &[
     &INGEST_AUTH_ERRORS,
-    &[ErrorCode::BadPath],
+    &MONITOR_ERRORS,
     &BATCH_ERRORS,
-    &[ErrorCode::UnknownMonitor, ErrorCode::MonitorReconfigured],
+    &[ErrorCode::MonitorReconfigured],
     &STORE_ERRORS,
 ];
 
@@ -27,7 +27,6 @@ pub(crate) const ROWS_ERRORS: &[&[ErrorCode]] = &[
 #[utoipa::path(
     post,
     path = "/v1/monitors/{monitor}/rows",
-    tag = "ingest",
     params(drift_contract::MonitorParam),
     request_body(content = drift_contract::RowsBatch, example = crate::openapi::examples::rows_batch),
     responses((status = 202, description = "the whole batch is stored", body = IngestAccepted)),

@@ -12,6 +12,10 @@ use drift_contract::ErrorCode;
 /// What any route that reads or writes Redis may answer on top of its own errors.
 pub(crate) const STORE_ERRORS: [ErrorCode; 2] = [ErrorCode::Internal, ErrorCode::RedisUnavailable];
 
+/// What any route on an existing `{monitor}` may answer: a path that does not decode, or
+/// no monitor of that name.
+pub(crate) const MONITOR_ERRORS: [ErrorCode; 2] = [ErrorCode::BadPath, ErrorCode::UnknownMonitor];
+
 /// What a batch of rows can be rejected for (body, parse, match against the features).
 pub(crate) const BATCH_ERRORS: [ErrorCode; 10] = [
     ErrorCode::BadRequest,

@@ -1,6 +1,6 @@
 //! `GET /v1/monitors`, `GET /v1/monitors/{monitor}` and its history.
 
-use super::STORE_ERRORS;
+use super::{MONITOR_ERRORS, STORE_ERRORS};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::{ApiQuery, MonitorName};
 use crate::state::AppState;
@@ -14,18 +14,9 @@ use drift_core::MonitorConfig;
 use std::sync::Arc;
 
 pub(crate) const LIST_ERRORS: &[&[ErrorCode]] = &[&STORE_ERRORS];
-pub(crate) const GET_ERRORS: &[&[ErrorCode]] = &[
-    &[ErrorCode::BadPath, ErrorCode::UnknownMonitor],
-    &STORE_ERRORS,
-];
-pub(crate) const HISTORY_ERRORS: &[&[ErrorCode]] = &[
-    &[
-        ErrorCode::BadPath,
-        ErrorCode::BadQuery,
-        ErrorCode::UnknownMonitor,
-    ],
-    &STORE_ERRORS,
-];
+pub(crate) const GET_ERRORS: &[&[ErrorCode]] = &[&MONITOR_ERRORS, &STORE_ERRORS];
+pub(crate) const HISTORY_ERRORS: &[&[ErrorCode]] =
+    &[&MONITOR_ERRORS, &[ErrorCode::BadQuery], &STORE_ERRORS];
 
 /// List the monitors.
 ///
@@ -33,7 +24,6 @@ pub(crate) const HISTORY_ERRORS: &[&[ErrorCode]] = &[
 #[utoipa::path(
     get,
     path = "/v1/monitors",
-    tag = "monitors",
     responses((status = 200, description = "the registered monitors", body = MonitorList)),
 )]
 pub async fn list(State(st): State<Arc<AppState>>) -> Result<Json<MonitorList>, ApiError> {
@@ -63,7 +53,6 @@ async fn fresh_config(st: &AppState, name: &str) -> Result<Arc<MonitorConfig>, A
 #[utoipa::path(
     get,
     path = "/v1/monitors/{monitor}",
-    tag = "monitors",
     params(drift_contract::MonitorParam),
     responses((status = 200, description = "the monitor", body = MonitorView)),
 )]
@@ -83,7 +72,6 @@ pub async fn get_one(
 #[utoipa::path(
     get,
     path = "/v1/monitors/{monitor}/history",
-    tag = "monitors",
     params(drift_contract::MonitorParam, HistoryQuery),
     responses((status = 200, description = "one page of evaluations", body = HistoryPage)),
 )]

@@ -4,12 +4,14 @@ use super::{BATCH_ERRORS, INGEST_AUTH_ERRORS};
 use crate::batch::parse_rows_body;
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::Body;
+use crate::openapi::Alias;
 use crate::routes::datadrift::snake;
 use crate::state::AppState;
 use axum::extract::State;
 use axum::Json;
 use drift_contract::{PredictAnswer, Prediction, Predictions};
 use std::sync::Arc;
+use utoipa::openapi::path::HttpMethod;
 
 /// A prediction request is a row or a small batch, not a bulk upload.
 pub const MAX_PREDICT_ROWS: usize = 1000;
@@ -26,7 +28,6 @@ pub(crate) const PREDICT_ERRORS: &[&[ErrorCode]] =
 #[utoipa::path(
     post,
     path = "/v1/predict",
-    tag = "predict",
     request_body(content = drift_contract::RowsBatch, example = crate::openapi::examples::rows_batch),
     responses((status = 200, description = "one prediction per row", body = PredictAnswer)),
     security((), ("bearer" = [])),
@@ -53,7 +54,7 @@ pub async fn predict(
         let row: Vec<f64> = columns.iter().map(|c| c[i]).collect();
         let probability = model
             .probability(&row)
-            .map_err(|e| ApiError::new(ErrorCode::WrongArity, e.to_string()))?;
+            .map_err(|e| ApiError::wrong_arity(e.to_string()))?;
         out.push(Prediction {
             prediction: u8::from(probability >= 0.5),
             probability,
@@ -76,20 +77,13 @@ pub async fn predict(
     }
 }
 
-/// Predict with the demo model (the prototype's route).
-///
-/// The same bodies and answers as `POST /v1/predict`.
-#[utoipa::path(
-    post,
-    path = "/get-prediction",
-    tag = "predict",
-    request_body(content = drift_contract::RowsBatch, example = crate::openapi::examples::rows_batch),
-    responses((status = 200, description = "one prediction per row", body = PredictAnswer)),
-    security((), ("bearer" = [])),
-)]
-pub async fn get_prediction(
-    st: State<Arc<AppState>>,
-    body: Result<Body, ApiError>,
-) -> Result<Json<PredictAnswer>, ApiError> {
-    predict(st, body).await
-}
+/// `POST /get-prediction`, the prototype's route, is served by [`predict`] too, so the
+/// document describes it as a copy of that operation.
+pub(crate) const GET_PREDICTION: Alias = Alias {
+    path: "/get-prediction",
+    of: "/v1/predict",
+    method: HttpMethod::Post,
+    operation_id: "get_prediction",
+    summary: "Predict with the demo model (the prototype's route).",
+    description: "The same bodies and answers as `POST /v1/predict`.",
+};

@@ -1,7 +1,7 @@
 //! The error contract on a real Redis: every bad request gets a 4xx JSON error and changes
 //! nothing; an unreachable or frozen Redis is a 503 within 2 s.
 
-use drift_testkit::{spawn_api, RedisServer};
+use drift_testkit::{spawn_api, RedisServer, Stack};
 use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 
@@ -430,9 +430,8 @@ async fn unreachable_redis_is_a_fast_503() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_redis_is_a_503_within_2s_then_recovers() {
-    let redis = RedisServer::start();
-    let srv = spawn_api(&redis.url(), P, |_| {}).await;
-    let c = srv.client();
+    let stack = Stack::builder().prefix(P).apis(1).start().await;
+    let (redis, c) = (&stack.redis, stack.client());
     let body = json!({"columns": features(), "data": [good_row()]});
     let ingest = || {
         c.http()
@@ -454,9 +453,8 @@ async fn frozen_redis_is_a_503_within_2s_then_recovers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn datadrift_answers_in_the_prototype_shape() {
-    let redis = RedisServer::start();
-    let srv = spawn_api(&redis.url(), P, |_| {}).await;
-    let c = srv.client();
+    let stack = Stack::builder().prefix(P).apis(1).start().await;
+    let (redis, c) = (&stack.redis, stack.client());
     let sk: Vec<String> = features().iter().map(|f| f.replace('_', " ")).collect();
     let body = json!({"features": {"columns": sk, "data": [good_row(), good_row()]}});
     let datadrift = || c.http().post(c.url("/datadrift")).json(&body);

@@ -8,13 +8,6 @@ use drift_core::{Dataset, MonitorConfig, MonitorSpec, Params};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
-fn cases() -> u32 {
-    std::env::var("FUZZ_CASES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000)
-}
-
 fn cfg() -> MonitorConfig {
     let ds = Dataset::from_csv("a,b_c,d\n1,2,3\n".as_bytes(), &[]).unwrap();
     MonitorSpec::new("m", &ds, Params::default(), 10)
@@ -95,23 +88,16 @@ fn near_valid() -> impl Strategy<Value = Value> {
         .prop_map(|(c, d)| json!({"columns": c, "data": d}))
 }
 
+drift_testkit::fuzz_inputs! {
+    check;
+    arbitrary_bytes_never_panic: drift_testkit::fuzz::bytes();
+    arbitrary_json_never_panics: json_value().prop_map(|v| v.to_string().into_bytes());
+    near_valid_batches_are_accepted_whole_or_rejected:
+        near_valid().prop_map(|v| v.to_string().into_bytes());
+}
+
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(cases()))]
-
-    #[test]
-    fn arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..512)) {
-        check(&bytes);
-    }
-
-    #[test]
-    fn arbitrary_json_never_panics(v in json_value()) {
-        check(v.to_string().as_bytes());
-    }
-
-    #[test]
-    fn near_valid_batches_are_accepted_whole_or_rejected(v in near_valid()) {
-        check(v.to_string().as_bytes());
-    }
+    #![proptest_config(drift_testkit::fuzz::config())]
 
     #[test]
     fn valid_batches_are_accepted(rows in prop::collection::vec(prop::array::uniform3(-1e9f64..1e9), 1..50)) {

@@ -24,22 +24,12 @@ async fn monitors_from_the_config_file_are_registered() {
     .await;
     srv.wait_ready().await;
     let api = srv.client();
-    let v: Value = reqwest::get(api.url("/v1/monitors/fraud"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = api.get("/v1/monitors/fraud", 200).await;
     assert_eq!(v["features"], serde_json::json!(["a", "b"]));
     assert_eq!(v["params"]["window"], 20);
     assert_eq!(v["params"]["correction"], "bh");
     assert_eq!(v["reference_rows"], 3);
-    let list: Value = reqwest::get(api.url("/v1/monitors"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let list: Value = api.get("/v1/monitors", 200).await;
     assert_eq!(list["monitors"].as_array().unwrap().len(), 2, "{list}");
 }
 

@@ -1,7 +1,7 @@
 //! The demo model endpoint: answers with or without Redis, logs rows off the response path,
 //! flushes the buffer on shutdown.
 
-use drift_testkit::{spawn_api, Client, RedisServer};
+use drift_testkit::{Client, RedisServer, Stack};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -37,9 +37,8 @@ async fn predict_each(c: &Client, names: &[String], rows: &[Vec<f64>]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn predicts_and_logs_rows_for_monitoring() {
-    let redis = RedisServer::start();
-    let srv = spawn_api(&redis.url(), P, |_| {}).await;
-    let c = srv.client();
+    let stack = Stack::builder().prefix(P).apis(1).start().await;
+    let (redis, c) = (&stack.redis, stack.client());
     let (names, rows, y) = reference_rows();
     // Scikit-learn names (with spaces), as the prototype's clients send them.
     let sk: Vec<String> = names.iter().map(|n| n.replace('_', " ")).collect();
@@ -59,10 +58,10 @@ async fn predicts_and_logs_rows_for_monitoring() {
         .count();
     assert!(correct >= 95, "{correct}/100 correct");
     let logged = drift_testkit::eventually(Duration::from_secs(5), || async {
-        (seq(&redis).await == 101).then_some(())
+        (seq(redis).await == 101).then_some(())
     })
     .await;
-    assert!(logged.is_some(), "logged rows: {}", seq(&redis).await);
+    assert!(logged.is_some(), "logged rows: {}", seq(redis).await);
     let bad = json!({"columns": ["mean_radius"], "data": [[1.0]]});
     let (status, _) = c.send(c.http().post(c.url("/v1/predict")).json(&bad)).await;
     assert_eq!(status, 422);
@@ -70,14 +69,13 @@ async fn predicts_and_logs_rows_for_monitoring() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn predictions_answer_while_redis_is_down_and_drops_are_counted() {
-    let mut redis = RedisServer::start();
-    let srv = spawn_api(&redis.url(), P, |_| {}).await;
-    let c = srv.client();
+    let mut stack = Stack::builder().prefix(P).apis(1).start().await;
+    let c = stack.client();
     let (names, rows, _) = reference_rows();
-    redis.kill();
+    stack.redis.kill();
     predict_each(&c, &names, &rows[..20]).await;
     let dropped = drift_testkit::eventually(Duration::from_secs(10), || async {
-        let n = metric(&srv.metrics().await, "drift_rows_dropped_total{");
+        let n = metric(&c.metrics().await, "drift_rows_dropped_total{");
         (n >= 20.0).then_some(n)
     })
     .await;
@@ -86,17 +84,12 @@ async fn predictions_answer_while_redis_is_down_and_drops_are_counted() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_flushes_buffered_rows() {
-    let redis = RedisServer::start();
-    let srv = spawn_api(&redis.url(), P, |_| {}).await;
-    let c = srv.client();
+    // The stack is ready once the monitor is registered: the flush does not race it.
+    let mut stack = Stack::builder().prefix(P).apis(1).start().await;
+    let c = stack.client();
     let (names, rows, _) = reference_rows();
-    // Wait for registration so the flush is not racing it.
-    drift_testkit::eventually(Duration::from_secs(5), || async {
-        redis.store(P).config("breast_cancer").await.ok()?
-    })
-    .await
-    .unwrap();
     predict_each(&c, &names, &rows[..50]).await;
-    srv.stop().await.unwrap();
-    assert_eq!(seq(&redis).await, 50);
+    let api = stack.apis.pop().unwrap();
+    api.stop().await.unwrap();
+    assert_eq!(seq(&stack.redis).await, 50);
 }

@@ -56,12 +56,13 @@ async fn no_drift_raises_no_false_alarm() {
     .await
     .unwrap();
     eprintln!("{}", summary.render_text());
-    assert_eq!(summary.rows_accepted, 3000, "{}", summary.render_text());
-    assert!(summary.errors.is_empty(), "{:?}", summary.errors);
+    let counts = &summary.counts;
+    assert_eq!(counts.rows_accepted, 3000, "{}", summary.render_text());
+    assert!(counts.errors.is_empty(), "{:?}", counts.errors);
     assert_eq!(summary.seq_last, Some(3000));
     let w = summary.watch.as_ref().unwrap();
     assert_eq!(w.false_alarms, 0, "{}", summary.render_text());
-    assert!(!w.detected);
+    assert!(!w.detection.detected);
     // Most of the 26 boundaries were evaluated (a few may be superseded on a busy machine),
     // so "no false alarm" covers the run, not just its last window.
     assert!(w.boundaries_evaluated >= 10, "{}", summary.render_text());
@@ -97,17 +98,18 @@ async fn a_one_sd_shift_is_detected_and_the_delay_reported() {
     .unwrap();
     let text = summary.render_text();
     eprintln!("{text}");
-    assert_eq!(summary.rows_accepted, 2500, "{text}");
+    assert_eq!(summary.counts.rows_accepted, 2500, "{text}");
     let w = summary.watch.as_ref().unwrap();
     // Batches of 50 land whole, so the first drifted row is server row 1001 whatever the
     // order of the two concurrent requests.
     assert_eq!(w.onset_seq, Some(1001), "{text}");
-    assert!(w.detected, "{text}");
-    assert_eq!(w.detection_feature.as_deref(), Some("mean_radius"));
-    let delay = w.delay_rows.unwrap();
+    let d = &w.detection;
+    assert!(d.detected, "{text}");
+    assert_eq!(d.feature.as_deref(), Some("mean_radius"));
+    let delay = d.delay_rows.unwrap();
     assert!((1..=1500).contains(&delay), "{text}");
-    assert_eq!(w.delay_rows, w.detection_seq.map(|s| s - 1001 + 1));
-    assert!(w.delay_seconds.unwrap() > -1.0, "{text}");
+    assert_eq!(d.delay_rows, d.seq.map(|s| s - 1001 + 1));
+    assert!(d.delay_seconds.unwrap() > -1.0, "{text}");
     assert_eq!(w.false_alarms, 0, "{text}");
     // The JSON summary carries the delay.
     let json = serde_json::to_value(&summary).unwrap();
@@ -194,8 +196,9 @@ async fn predict_mode_streams_to_the_model_and_errors_are_counted() {
     ))
     .await
     .unwrap();
-    assert_eq!(summary.rows_accepted, 200, "{}", summary.render_text());
-    assert_eq!(summary.requests_ok, 10);
+    let counts = &summary.counts;
+    assert_eq!(counts.rows_accepted, 200, "{}", summary.render_text());
+    assert_eq!(counts.requests_ok, 10);
     // The predicted rows are logged to the default monitor off the response path.
     let logged = drift_testkit::eventually(Duration::from_secs(10), || async {
         let view: serde_json::Value = reqwest::get(format!("{url}/v1/monitors/breast_cancer"))
@@ -240,18 +243,18 @@ async fn predict_mode_streams_to_the_model_and_errors_are_counted() {
     assert!(w.onset_estimated);
     assert_eq!(w.final_boundary, Some(900), "{text}");
     assert!(w.final_boundary_evaluated, "{text}");
-    assert!(w.detected, "{text}");
-    assert!(w.delay_rows.unwrap() <= 600, "{text}");
+    assert!(w.detection.detected, "{text}");
+    assert!(w.detection.delay_rows.unwrap() <= 600, "{text}");
 
     // Batches above the API's limit are rejected whole and counted by kind.
     let summary = run(args(&url, &["--rows", "300", "--batch", "150"]))
         .await
         .unwrap();
-    assert_eq!(summary.rows_accepted, 0);
+    assert_eq!(summary.counts.rows_accepted, 0);
     assert_eq!(
-        summary.errors.get("http_413_payload_too_large"),
+        summary.counts.errors.get("http_413_payload_too_large"),
         Some(&2),
         "{:?}",
-        summary.errors
+        summary.counts.errors
     );
 }

@@ -17,6 +17,18 @@ fn small(c: &mut drift_api::ApiConfig) {
     c.stride = 10;
 }
 
+/// One API with a small window, `workers` workers that take over idle jobs after 500 ms,
+/// and the exporter.
+fn small_stack(workers: usize) -> drift_testkit::StackBuilder {
+    Stack::builder()
+        .prefix(P)
+        .apis(1)
+        .api_config(small)
+        .workers(workers)
+        .worker_config(|c| c.claim_idle_ms = 500)
+        .exporter()
+}
+
 /// Worker processes, killed when the test ends, even when it fails.
 struct Workers(Vec<Child>);
 
@@ -184,19 +196,11 @@ async fn workers_killed_at_random_lose_nothing_and_repeat_nothing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn redis_restart_under_load_keeps_acknowledged_rows_and_counters() {
-    let mut stack = Stack::builder()
-        .prefix(P)
-        .redis(RedisOptions {
-            appendonly: true,
-            ..RedisOptions::default()
-        })
-        .apis(1)
-        .api_config(small)
-        .workers(2)
-        .worker_config(|c| c.claim_idle_ms = 500)
-        .exporter()
-        .start()
-        .await;
+    let persistent = RedisOptions {
+        appendonly: true,
+        ..RedisOptions::default()
+    };
+    let mut stack = small_stack(2).redis(persistent).start().await;
     let (a, e) = (stack.api(0).client(), stack.exporter().client());
     let stop = Arc::new(AtomicBool::new(false));
     let (accepted, failed, handles) = load(
@@ -250,15 +254,7 @@ async fn redis_restart_under_load_keeps_acknowledged_rows_and_counters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn frozen_redis_gives_503_within_2s_and_everything_recovers() {
-    let stack = Stack::builder()
-        .prefix(P)
-        .apis(1)
-        .api_config(small)
-        .workers(1)
-        .worker_config(|c| c.claim_idle_ms = 500)
-        .exporter()
-        .start()
-        .await;
+    let stack = small_stack(1).start().await;
     let (redis, a, e) = (&stack.redis, stack.api(0), stack.exporter());
     let mut rng = rng(21);
     let (s, _) = post_rows(&a.client(), &rows(&mut rng, 100, None)).await;

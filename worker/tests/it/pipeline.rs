@@ -402,13 +402,14 @@ async fn a_replaced_reference_is_picked_up_and_results_are_not_mixed() {
         s
     };
     let c = a.client();
-    let put = |shift: f64| {
+    // A PUT of the reference shifted by `shift`, expecting `status`.
+    let put = |shift: f64, status: u16| {
         let req = c
             .http()
             .put(c.url("/v1/monitors/m?window=100&stride=100"))
             .bearer_auth("tok")
             .body(csv(shift));
-        c.call::<Value>(req, 200)
+        c.call::<Value>(req, status)
     };
     let rows = |n: usize, from: usize| {
         let data: Vec<[f64; 1]> = (from..from + n)
@@ -423,34 +424,24 @@ async fn a_replaced_reference_is_picked_up_and_results_are_not_mixed() {
         }
     };
     let view = || c.get::<Value>("/v1/monitors/m", 200);
-    let v1 = {
-        let req = c
-            .http()
-            .put(c.url("/v1/monitors/m?window=100&stride=100"))
-            .bearer_auth("tok")
-            .body(csv(0.0));
-        c.call::<Value>(req, 201).await
-    };
+    let v1 = put(0.0, 201).await;
     post(rows(100, 0)).await;
-    let first = drift_testkit::eventually(Duration::from_secs(10), || async {
-        let v = view().await;
-        (v["results"]["u"]["seq"] == 100).then_some(v)
-    })
-    .await
-    .expect("first evaluation");
+    // The view once feature u's latest result is at row `seq`.
+    let at = |seq: u64| {
+        drift_testkit::eventually(Duration::from_secs(10), move || async move {
+            let v = view().await;
+            (v["results"]["u"]["seq"] == seq).then_some(v)
+        })
+    };
+    let first = at(100).await.expect("first evaluation");
     assert_eq!(first["results"]["u"]["drifted"], false, "{first}");
     // The same live data against a reference shifted by 5: a new version, old results gone.
-    let v2: Value = put(5.0).await;
+    let v2 = put(5.0, 200).await;
     assert_ne!(v1["monitor"]["version"], v2["monitor"]["version"]);
     let cleared = view().await;
     assert!(cleared["results"]["u"].is_null(), "{cleared}");
     post(rows(100, 100)).await;
-    let second = drift_testkit::eventually(Duration::from_secs(10), || async {
-        let v = view().await;
-        (v["results"]["u"]["seq"] == 200).then_some(v)
-    })
-    .await
-    .expect("evaluation against the new reference");
+    let second = at(200).await.expect("evaluation against the new reference");
     assert_eq!(second["results"]["u"]["drifted"], true, "{second}");
     assert_eq!(second["version"], v2["monitor"]["version"]);
     assert_eq!(second["results"]["u"]["evaluations"], 1);
