@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test deps lint fmt build release demo bench check-config stack-test schema-test
+.PHONY: test deps lint fmt build release demo bench check-config stack-test schema-test stack
 
 ## Installs what the tests need (Debian packages) when it is missing.
 deps:
@@ -47,6 +47,11 @@ build:
 
 release:
 	$(CARGO) build --release -p drift-api -p drift-worker -p drift-sim
+
+## The local stack (Redis, APIs, workers, exporter, NGINX, Prometheus) until Ctrl-C, as
+## `make demo` and tests/stack bring it up.
+stack:
+	$(CARGO) run -q -p drift-testkit --bin drift-stack -- $(ARGS)
 
 ## The whole stack on loopback without Docker (see README).
 demo:

@@ -10,7 +10,8 @@ pymods=()
 python3 -c 'import yaml' >/dev/null 2>&1 || pymods+=(pyyaml)
 python3 -c 'import pytest' >/dev/null 2>&1 || pymods+=(pytest)
 python3 -c 'import locust' >/dev/null 2>&1 || pymods+=(locust)
-python3 -c 'import schemathesis' >/dev/null 2>&1 || pymods+=(schemathesis)
+python3 -c 'import schemathesis' >/dev/null 2>&1 || pymods+=(schemathesis==4.32.5)
+python3 -c 'import openapi_spec_validator' >/dev/null 2>&1 || pymods+=(openapi-spec-validator)
 if [ ${#pymods[@]} -gt 0 ]; then
   echo "installing Python packages: ${pymods[*]}" >&2
   python3 -m pip install -q "${pymods[@]}" || {

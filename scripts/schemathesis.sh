@@ -92,6 +92,17 @@ python3 -c "import urllib.request, sys; urllib.request.urlopen(sys.argv[1], time
   exit 1
 }
 
+# The live document is a valid OpenAPI document, and the one committed.
+python3 - "$base" "$root/api/openapi.json" <<'PY'
+import json, sys, urllib.request
+from openapi_spec_validator import validate
+doc = json.load(urllib.request.urlopen(f"{sys.argv[1]}/openapi.json", timeout=5))
+validate(doc)
+with open(sys.argv[2], encoding="utf-8") as f:
+    assert doc == json.load(f), "GET /openapi.json differs from api/openapi.json"
+print(f"openapi.json: valid OpenAPI {doc['openapi']}, {len(doc['paths'])} paths", file=sys.stderr)
+PY
+
 # A second, small monitor, and dictionaries that make generated requests name existing
 # monitors and features often enough to get past 404 and `unknown_feature` into the
 # deeper checks (and into 202s).

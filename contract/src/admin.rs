@@ -2,7 +2,9 @@
 
 use drift_core::{Correction, MonitorConfig, Params};
 use serde::{Deserialize, Serialize};
-use utoipa::{IntoParams, ToSchema};
+use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Ref, Schema, Type};
+use utoipa::openapi::RefOr;
+use utoipa::{IntoParams, PartialSchema, ToSchema};
 
 /// The query of `PUT /v1/monitors/{monitor}` (the body is the reference CSV). Parameters
 /// left out take the defaults, not the previous values.
@@ -62,27 +64,47 @@ impl PutMonitorQuery {
     }
 }
 
-/// A monitor's definition as registered: the same fields as the config the workers read.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
-pub struct MonitorDefinition {
-    pub name: String,
-    pub features: Vec<String>,
-    #[serde(flatten)]
-    pub params: Params,
-    /// Hash of the reference data; a new reference is a new version.
-    pub version: String,
-    pub reference_rows: usize,
+/// A monitor's definition as registered: the config the workers read, as it is stored.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct MonitorDefinition(pub MonitorConfig);
+
+/// The schema of [`MonitorConfig`]'s JSON, written out because the domain type derives no
+/// schema; a test checks that it names every field the config serializes.
+impl PartialSchema for MonitorDefinition {
+    fn schema() -> RefOr<Schema> {
+        let own_fields = ObjectBuilder::new()
+            .property("name", String::schema())
+            .required("name")
+            .property("features", Vec::<String>::schema())
+            .required("features")
+            .property(
+                "version",
+                ObjectBuilder::new()
+                    .schema_type(Type::String)
+                    .description(Some(
+                        "Hash of the reference data; a new reference is a new version.",
+                    )),
+            )
+            .required("version")
+            .property("reference_rows", usize::schema())
+            .required("reference_rows");
+        AllOfBuilder::new()
+            // `params` is flattened into the config.
+            .item(Ref::from_schema_name(Params::name()))
+            .item(own_fields)
+            .description(Some(
+                "A monitor's definition as registered: the same fields as the config the \
+                 workers read.",
+            ))
+            .into()
+    }
 }
 
-impl From<&MonitorConfig> for MonitorDefinition {
-    fn from(c: &MonitorConfig) -> Self {
-        MonitorDefinition {
-            name: c.name.clone(),
-            features: c.features.clone(),
-            params: c.params.clone(),
-            version: c.version.clone(),
-            reference_rows: c.reference_rows,
-        }
+impl ToSchema for MonitorDefinition {
+    fn schemas(schemas: &mut Vec<(String, RefOr<Schema>)>) {
+        schemas.push((Params::name().into(), Params::schema()));
+        Params::schemas(schemas);
     }
 }
 
@@ -122,18 +144,26 @@ pub struct Reset {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use drift_core::{Dataset, MonitorSpec};
+
+    /// The names of a JSON object's keys, sorted.
+    fn keys(v: &serde_json::Value) -> Vec<String> {
+        let mut keys: Vec<String> = v.as_object().unwrap().keys().cloned().collect();
+        keys.sort();
+        keys
+    }
 
     #[test]
     fn the_definition_is_the_config_on_the_wire() {
-        let ds = Dataset::from_csv("a,b\n1,2\n3,4\n".as_bytes(), &[]).unwrap();
-        let cfg = MonitorSpec::new("m", &ds, Params::default(), 10)
-            .unwrap()
-            .config;
-        assert_eq!(
-            serde_json::to_value(MonitorDefinition::from(&cfg)).unwrap(),
-            serde_json::to_value(&cfg).unwrap()
-        );
+        let cfg = crate::test_config();
+        let wire = serde_json::to_value(MonitorDefinition(cfg.clone())).unwrap();
+        assert_eq!(wire, serde_json::to_value(&cfg).unwrap());
+        // The hand-written schema documents exactly the fields the config serializes.
+        let schema = serde_json::to_value(MonitorDefinition::schema()).unwrap();
+        let params = serde_json::to_value(Params::schema()).unwrap();
+        let mut documented = keys(&schema["allOf"][1]["properties"]);
+        documented.extend(keys(&params["properties"]));
+        documented.sort();
+        assert_eq!(documented, keys(&wire));
     }
 
     #[test]

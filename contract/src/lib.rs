@@ -12,6 +12,16 @@ pub mod predict;
 #[cfg(test)]
 mod readme;
 
+/// The monitor the unit tests describe: features `a` and `b`, two reference rows, default
+/// parameters.
+#[cfg(test)]
+fn test_config() -> drift_core::MonitorConfig {
+    let ds = drift_core::Dataset::from_csv("a,b\n1,2\n3,4\n".as_bytes(), &[]).unwrap();
+    drift_core::MonitorSpec::new("m", &ds, Params::default(), 10)
+        .unwrap()
+        .config
+}
+
 pub use admin::{Deleted, MonitorDefinition, PutMonitorAnswer, PutMonitorQuery, PutOutcome, Reset};
 pub use datadrift::{DataDriftAnswer, DataDriftFrame, DataDriftRequest, DataDriftStatus};
 pub use drift_core::{Correction, FeatureResult, HistoryEntry, Params};

@@ -195,15 +195,12 @@ pub fn parse_entry_id(id: &str) -> Option<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use drift_core::{Dataset, MonitorSpec, MonitorState};
+    use drift_core::MonitorState;
     use serde_json::json;
 
     #[test]
     fn monitor_view_keeps_the_wire_shape() {
-        let ds = Dataset::from_csv("a,b\n1,2\n3,4\n".as_bytes(), &[]).unwrap();
-        let cfg = MonitorSpec::new("m", &ds, Params::default(), 10)
-            .unwrap()
-            .config;
+        let cfg = crate::test_config();
         let status = MonitorStatus {
             state: MonitorState {
                 rows: 7,

@@ -185,10 +185,10 @@ mod tests {
 
     #[test]
     fn dataset_drift_needs_the_share_and_at_least_one_feature() {
-        assert_eq!(dataset_drift_min_features(0.5, 30), 15);
-        assert_eq!(dataset_drift_min_features(0.5, 5), 3);
-        assert_eq!(dataset_drift_min_features(0.01, 5), 1);
-        assert_eq!(dataset_drift_min_features(1.0, 5), 5);
+        // (share, features, fewest flagged features)
+        for (share, n, k) in [(0.5, 30, 15), (0.5, 5, 3), (0.01, 5, 1), (1.0, 5, 5)] {
+            assert_eq!(dataset_drift_min_features(share, n), k, "{share} of {n}");
+        }
     }
 
     #[test]

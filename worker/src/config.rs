@@ -38,7 +38,7 @@ pub struct WorkerConfig {
     /// Consumer name in the group; must be unique per process (default: host-pid-random).
     #[arg(long, env = "DRIFT_CONSUMER")]
     pub consumer: Option<String>,
-    /// Jobs pending longer than this on any consumer are taken over (XAUTOCLAIM).
+    /// Jobs pending longer than this on any consumer are taken over by another worker.
     #[arg(long, env = "DRIFT_CLAIM_IDLE_MS", default_value_t = 15_000)]
     pub claim_idle_ms: u64,
     /// A job delivered this many times without success goes to the dead-letter stream.

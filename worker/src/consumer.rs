@@ -2,8 +2,8 @@
 //! consumer group and hands them to the evaluator.
 //!
 //! Delivery is at-least-once (a crashed worker's jobs are taken over by the janitor);
-//! recording is exactly-once, because the outcome and the XACK happen in one script that
-//! does nothing when the job was already acknowledged.
+//! recording is exactly-once, because the outcome and the acknowledgement happen in one
+//! script that does nothing when the job was already acknowledged.
 
 use crate::evaluate::Evaluator;
 use drift_service::Backoff;

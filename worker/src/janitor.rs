@@ -1,4 +1,4 @@
-//! The janitor: takes over jobs left pending by dead or stuck consumers (XAUTOCLAIM after
+//! The janitor: takes over jobs left pending by dead or stuck consumers (`Store::claim_idle` after
 //! the idle time), and dead-letters jobs that keep failing.
 
 use crate::consumer::pause;

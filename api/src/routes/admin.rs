@@ -89,13 +89,14 @@ pub async fn put_monitor(
     Ok((
         status,
         Json(PutMonitorAnswer {
-            monitor: MonitorDefinition::from(&spec.config),
+            monitor: MonitorDefinition(spec.config),
             outcome,
         }),
     ))
 }
 
-/// Clears the monitor (`delete`: also its config).
+/// Empties the monitor, and with `delete` drops its config too (and this replica's cached
+/// copy of it).
 async fn clear(st: &AppState, name: &str, delete: bool) -> Result<(), ApiError> {
     let cfg = st
         .store
@@ -103,6 +104,9 @@ async fn clear(st: &AppState, name: &str, delete: bool) -> Result<(), ApiError> 
         .await?
         .ok_or_else(|| ApiError::unknown_monitor(name))?;
     st.store.clear(&cfg, delete).await?;
+    if delete {
+        st.forget(name);
+    }
     Ok(())
 }
 
@@ -123,7 +127,6 @@ pub async fn delete_monitor(
     MonitorName(name): MonitorName,
 ) -> Result<Json<Deleted>, ApiError> {
     clear(&st, &name, true).await?;
-    st.forget(&name);
     tracing::info!(monitor = %name, "monitor deleted by admin");
     Ok(Json(Deleted { deleted: name }))
 }

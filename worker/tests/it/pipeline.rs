@@ -321,12 +321,9 @@ async fn exporter_publishes_one_series_per_feature_with_global_counters() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn failing_and_poison_jobs_go_to_the_dead_letter_stream() {
-    let stack = Stack::builder().prefix(P).apis(1).start().await;
-    let a = stack.api(0).client();
-    let mut rng = rng(17);
-    // Wait for registration, then break one feature's reference: its job fails every time.
-    let (s, _) = post_rows(&a, &rows(&mut rng, 10, None)).await;
-    assert_eq!(s, 202);
+    let stack = Stack::builder().prefix(P).apis(1).exporter().start().await;
+    // Registered (the stack is ready): break one feature's reference, so that its job
+    // fails every time.
     let store = stack.store();
     store
         .corrupt_reference(MONITOR, "mean_area", b"not-8-bytes")
@@ -337,14 +334,15 @@ async fn failing_and_poison_jobs_go_to_the_dead_letter_stream() {
         .append_foreign_job(MONITOR, &[("garbage", "1")])
         .await
         .unwrap();
-    let (s, _) = post_rows(&a, &rows(&mut rng, 490, None)).await;
+    let a = stack.api(0).client();
+    let (s, _) = post_rows(&a, &rows(&mut rng(17), 500, None)).await;
     assert_eq!(s, 202);
     let w = spawn_worker(&stack.redis.url(), P, |c| {
         c.claim_idle_ms = 200;
         c.max_deliveries = 3;
     })
     .await;
-    let e = spawn_exporter(&stack.redis.url(), P).await;
+    let e = stack.exporter();
     let dead = drift_testkit::eventually(Duration::from_secs(20), || async {
         let n = store.dead_letters(MONITOR).await.ok()?.len();
         (n == 2 && pending(&stack.redis, P).await == 0).then_some(n)
