@@ -11,7 +11,7 @@ pub const GROUP: &str = "workers";
 macro_rules! monitor_keys {
     ($($(#[$doc:meta])* $name:ident => $what:literal,)*) => {
         $($(#[$doc])* pub fn $name(&self, m: &str) -> String {
-            self.of(m, $what)
+            self.of(m, $what, None)
         })*
     };
 }
@@ -20,7 +20,7 @@ macro_rules! monitor_keys {
 macro_rules! feature_keys {
     ($($(#[$doc:meta])* $name:ident => $what:literal,)*) => {
         $($(#[$doc])* pub fn $name(&self, m: &str, feature: &str) -> String {
-            self.of(m, &format!("{}:{feature}", $what))
+            self.of(m, $what, Some(feature))
         })*
     };
 }
@@ -57,9 +57,21 @@ impl Keys {
         format!("{}:{{{}}}", self.prefix, monitor)
     }
 
-    /// `drift:{m}:<what>`.
-    fn of(&self, m: &str, what: &str) -> String {
-        format!("{}:{what}", self.base(m))
+    /// `drift:{m}:<what>[:<feature>]`, built in one allocation: an ingest builds a key
+    /// per feature, and formatting them piecewise was a tenth of a single-row request's
+    /// instructions (callgrind).
+    fn of(&self, m: &str, what: &str, feature: Option<&str>) -> String {
+        let mut key = String::with_capacity(
+            self.prefix.len() + m.len() + what.len() + feature.map_or(0, |f| f.len() + 1) + 4,
+        );
+        for part in [self.prefix.as_str(), ":{", m, "}:", what] {
+            key.push_str(part);
+        }
+        if let Some(f) = feature {
+            key.push(':');
+            key.push_str(f);
+        }
+        key
     }
 
     monitor_keys! {
