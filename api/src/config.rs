@@ -128,3 +128,19 @@ impl ApiConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_configs_ignore_the_environment() {
+        // An exported variable must not change what a test runs against.
+        std::env::set_var("DRIFT_WINDOW", "7");
+        std::env::set_var("DRIFT_KEY_PREFIX", "from-env");
+        let c = ApiConfig::for_redis("redis://127.0.0.1:1", "t");
+        assert_eq!(c.window, Params::default().window);
+        assert_eq!(c.redis.key_prefix, "t");
+        assert_eq!(c.caps(), Caps::DEFAULT);
+    }
+}

@@ -126,3 +126,21 @@ impl ExporterConfig {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn test_configs_ignore_the_environment() {
+        // An exported variable must not change what a test runs against.
+        std::env::set_var("DRIFT_CLAIM_IDLE_MS", "1");
+        std::env::set_var("DRIFT_REDIS_TIMEOUT_MS", "2");
+        let w = WorkerConfig::for_redis("redis://127.0.0.1:1", "t");
+        assert_eq!(w.claim_idle_ms, 15_000);
+        assert_eq!(w.redis.redis_timeout_ms, 1500);
+        assert_eq!(w.caps(), Caps::DEFAULT);
+        let e = ExporterConfig::for_redis("redis://127.0.0.1:1", "t");
+        assert_eq!(e.redis.key_prefix, "t");
+    }
+}
