@@ -2,6 +2,7 @@
 //! one feature shifted) and the calls tests make with them.
 
 use crate::{Client, RedisServer};
+use drift_contract::{IngestAccepted, MonitorView};
 use drift_core::dataset::{Dataset, DEFAULT_MONITOR};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -52,21 +53,34 @@ pub fn rows(rng: &mut StdRng, n: usize, shift: Option<(&str, f64)>) -> Value {
     json!({"columns": names, "data": data})
 }
 
-/// Posts a batch to the default monitor; returns (status, body) whatever the status.
+/// Posts a batch to the default monitor; returns (status, body) whatever the status. A
+/// 202 must carry the contract's `IngestAccepted`.
 pub async fn post_rows(client: &Client, body: &Value) -> (u16, Value) {
-    client
+    let (status, answer) = client
         .send(
             client
                 .http()
                 .post(client.url(&format!("/v1/monitors/{MONITOR}/rows")))
                 .json(body),
         )
-        .await
+        .await;
+    if status == 202 {
+        if let Err(e) = serde_json::from_value::<IngestAccepted>(answer.clone()) {
+            panic!("a 202 that is not an IngestAccepted ({e}): {answer}");
+        }
+    }
+    (status, answer)
 }
 
-/// The default monitor's view.
-pub async fn monitor(client: &Client) -> Value {
+/// The default monitor's view, typed as the contract declares it.
+pub async fn monitor_view(client: &Client) -> MonitorView {
     client.get(&format!("/v1/monitors/{MONITOR}"), 200).await
+}
+
+/// The default monitor's view as JSON, after checking that it is a [`MonitorView`].
+pub async fn monitor(client: &Client) -> Value {
+    let view = monitor_view(client).await;
+    serde_json::to_value(&view).unwrap_or_else(|e| panic!("monitor view to JSON: {e}"))
 }
 
 /// Waits until every feature's latest result is for row `seq`; returns the monitor view.
@@ -107,10 +121,10 @@ pub fn drifted(view: &Value) -> Vec<String> {
 /// window is full, so that the returned row count is the seq of the final round.
 pub async fn final_round(client: &Client, stride: usize) -> u64 {
     let mut rng = rng(999);
-    let (status, body) = post_rows(client, &rows(&mut rng, stride, None)).await;
-    assert_eq!(status, 202, "{body}");
-    assert!(body["jobs_enqueued"].as_u64() > Some(0), "{body}");
-    body["seq"].as_u64().unwrap_or_default()
+    let path = format!("/v1/monitors/{MONITOR}/rows");
+    let done: IngestAccepted = client.post(&path, &rows(&mut rng, stride, None), 202).await;
+    assert!(done.jobs_enqueued > 0, "no evaluation round: {done:?}");
+    done.seq
 }
 
 /// Jobs of the default monitor delivered and not acknowledged, read through the store.

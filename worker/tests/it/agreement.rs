@@ -58,7 +58,8 @@ async fn check(correction: Correction) {
         assert_eq!(status, 202, "{b}");
     }
     let seq = final_round(&client, 50).await;
-    let view = wait_evaluated(&client, seq, Duration::from_secs(30)).await;
+    wait_evaluated(&client, seq, Duration::from_secs(30)).await;
+    let view = monitor_view(&client).await;
     let cfg = stack
         .store()
         .config(MONITOR)
@@ -66,13 +67,14 @@ async fn check(correction: Correction) {
         .unwrap()
         .unwrap_or_else(|| panic!("{MONITOR} not registered"));
     let features = &cfg.features;
+    let result = |f: &String| view.results.get(f).cloned().flatten();
     let p: Vec<Option<f64>> = features
         .iter()
-        .map(|f| view["results"][f]["p_value"].as_f64())
+        .map(|f| result(f).map(|r| r.p_value))
         .collect();
     let api_flags: Vec<bool> = features
         .iter()
-        .map(|f| view["results"][f]["drifted"].as_bool() == Some(true))
+        .map(|f| result(f).is_some_and(|r| r.drifted))
         .collect();
     let want = decide(&p, cfg.params.alpha, correction);
     assert_eq!(
@@ -84,9 +86,9 @@ async fn check(correction: Correction) {
         n >= 1,
         "{correction}: nothing flagged, the test proves nothing"
     );
-    assert_eq!(view["features_drifting"], n, "{correction}");
+    assert_eq!(view.features_drifting, n as u64, "{correction}");
     assert_eq!(
-        view["dataset_drifted"],
+        view.dataset_drifted,
         n >= dataset_drift_min_features(cfg.params.dataset_drift_share, features.len()),
         "{correction}"
     );
