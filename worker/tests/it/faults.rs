@@ -59,24 +59,30 @@ fn worker_process(url: &str) -> Child {
         .unwrap()
 }
 
-/// Steady load from `tasks` clients until `stop`; returns rows acknowledged with 202 and
-/// the number of other answers.
-fn load(
-    api: String,
-    tasks: u64,
-    stop: Arc<AtomicBool>,
-    pace: Duration,
-) -> (
-    Arc<AtomicU64>,
-    Arc<AtomicU64>,
-    Vec<tokio::task::JoinHandle<()>>,
-) {
+/// What a steady load did: rows acknowledged with 202, other answers, and the rows of
+/// those other answers (a request whose answer was lost in a Redis restart may still have
+/// been applied: these rows may or may not be stored).
+struct Load {
+    accepted: Arc<AtomicU64>,
+    failed: Arc<AtomicU64>,
+    unsure_rows: Arc<AtomicU64>,
+    handles: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Steady load from `tasks` clients until `stop`.
+fn load(api: String, tasks: u64, stop: Arc<AtomicBool>, pace: Duration) -> Load {
     let accepted = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
+    let unsure_rows = Arc::new(AtomicU64::new(0));
     let handles = (0..tasks)
         .map(|t| {
-            let (api, stop, accepted, failed) =
-                (api.clone(), stop.clone(), accepted.clone(), failed.clone());
+            let (api, stop, accepted, failed, unsure) = (
+                api.clone(),
+                stop.clone(),
+                accepted.clone(),
+                failed.clone(),
+                unsure_rows.clone(),
+            );
             tokio::spawn(async move {
                 let client = reqwest::Client::builder()
                     .timeout(Duration::from_secs(5))
@@ -99,6 +105,7 @@ fn load(
                         }
                         _ => {
                             failed.fetch_add(1, Ordering::Relaxed);
+                            unsure.fetch_add(n as u64, Ordering::Relaxed);
                             tokio::time::sleep(Duration::from_millis(20)).await;
                         }
                     }
@@ -107,7 +114,12 @@ fn load(
             })
         })
         .collect();
-    (accepted, failed, handles)
+    Load {
+        accepted,
+        failed,
+        unsure_rows,
+        handles,
+    }
 }
 
 /// Waits until every job is accounted for: the final boundary evaluated for every feature,
@@ -155,7 +167,12 @@ async fn workers_killed_at_random_lose_nothing_and_repeat_nothing() {
     let (redis, url, a) = (&stack.redis, stack.redis.url(), stack.api(0));
     let mut workers = Workers((0..3).map(|_| worker_process(&url)).collect());
     let stop = Arc::new(AtomicBool::new(false));
-    let (accepted, _failed, handles) = load(a.url(), 4, stop.clone(), Duration::from_millis(40));
+    let Load {
+        accepted,
+        failed: _failed,
+        handles,
+        ..
+    } = load(a.url(), 4, stop.clone(), Duration::from_millis(40));
     let mut kills = 0;
     let mut seed = 12345u64;
     let start = Instant::now();
@@ -203,7 +220,12 @@ async fn redis_restart_under_load_keeps_acknowledged_rows_and_counters() {
     let mut stack = small_stack(2).redis(persistent).start().await;
     let (a, e) = (stack.api(0).client(), stack.exporter().client());
     let stop = Arc::new(AtomicBool::new(false));
-    let (accepted, failed, handles) = load(
+    let Load {
+        accepted,
+        failed,
+        unsure_rows,
+        handles,
+    } = load(
         a.base().to_string(),
         3,
         stop.clone(),
@@ -221,15 +243,26 @@ async fn redis_restart_under_load_keeps_acknowledged_rows_and_counters() {
         failed.load(Ordering::Relaxed) > 0,
         "the restart was not noticed"
     );
-    let rows = accepted.load(Ordering::Relaxed) + 10;
-    assert_eq!(final_round(&a, 10).await, rows, "acknowledged rows lost");
+    let acknowledged = accepted.load(Ordering::Relaxed) + 10;
+    let unsure = unsure_rows.load(Ordering::Relaxed);
+    // Every acknowledged row is kept; beyond them, at most the rows of requests whose answer
+    // the restart cut off (Redis ran the script, the reply never left).
+    let rows = final_round(&a, 10).await;
+    assert!(
+        (acknowledged..=acknowledged + unsure).contains(&rows),
+        "acknowledged rows lost, or rows stored that no request sent: stored {rows}, \
+         acknowledged {acknowledged}, unanswered {unsure}"
+    );
     let store = stack.store();
     let seq = store.rows(MONITOR).await.unwrap();
-    assert_eq!(seq, rows, "acknowledged rows lost");
+    assert_eq!(
+        seq, rows,
+        "the row counter moved after the last acknowledgement"
+    );
     let len = store.window_len(MONITOR, "mean_radius").await.unwrap();
     assert_eq!(len, 60, "window not kept (window + stride)");
     println!(
-        "faults: Redis restarted under load; rows acknowledged {rows}, stored {seq}; requests refused while down {}",
+        "faults: Redis restarted under load; rows acknowledged {acknowledged}, stored {seq}; requests refused while down {} ({unsure} rows)",
         failed.load(Ordering::Relaxed)
     );
     assert_settled(&stack.redis, a.base(), rows).await;
