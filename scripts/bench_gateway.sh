@@ -61,7 +61,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh # (the script runs from the checkout root)
 wait_http() {
   for _ in $(seq 200); do curl -sf -o /dev/null "$1" && return 0; sleep 0.05; done
   echo "$1 did not answer" >&2; exit 1
@@ -148,16 +149,6 @@ busy_all() {
 }
 # nginx master and workers, one pid per line.
 nginx_pids() { echo "$NGINX_PID"; pgrep -P "$NGINX_PID" || true; }
-ms() { # wrk latency (e.g. 812.00us, 3.21ms, 1.02s) -> ms
-  python3 -c '
-import sys
-s = sys.argv[1]
-for suf, k in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
-    if s.endswith(suf):
-        print(f"{float(s[:-len(suf)]) * k:.2f}"); break
-else:
-    print(s)' "$1"
-}
 
 # point LABEL URL: one wrk run, one table line.
 point() {

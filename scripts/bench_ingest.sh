@@ -36,7 +36,8 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh # (the script runs from the checkout root)
 # Each ends the process this script started (if any) and waits for it.
 stop_api() { [ -z "$API_PID" ] || { kill "$API_PID" 2>/dev/null || true; wait "$API_PID" 2>/dev/null || true; }; API_PID=""; }
 stop_redis() { [ -z "$REDIS_PID" ] || { kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; }; REDIS_PID=""; }
@@ -60,16 +61,6 @@ start_api() {
   API_PID=$!
   for _ in $(seq 200); do curl -sf -o /dev/null "http://127.0.0.1:$APORT/readyz" && return 0; sleep 0.05; done
   echo "drift-api did not become ready" >&2; exit 1
-}
-ms() { # wrk latency (e.g. 812.00us, 3.21ms, 1.02s) -> ms
-  python3 -c '
-import sys
-s = sys.argv[1]
-for suf, k in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
-    if s.endswith(suf):
-        print(f"{float(s[:-len(suf)]) * k:.2f}"); break
-else:
-    print(s)' "$1"
 }
 
 printf '%-6s %14s %14s %10s %10s %16s %8s\n' batch api_rows/s api_req/s p50_ms p99_ms redis_rows/s ratio

@@ -20,7 +20,8 @@ body_bin="${CARGO_TARGET_DIR:-target}/release/examples/ingest_body"
 W=$(mktemp -d)
 trap 'rm -rf "$W"' EXIT
 "$body_bin" 1 >"$W/body.json"
-port() { python3 -c 'import socket;s=socket.socket();s.bind(("127.0.0.1",0));print(s.getsockname()[1])'; }
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh # (the script runs from the checkout root)
 
 # instructions BIN REQUESTS: total instructions of one API life serving REQUESTS rows.
 instructions() {

@@ -61,16 +61,15 @@ cleanup() {
 }
 trap cleanup EXIT INT TERM
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
+# shellcheck source=scripts/lib.sh
+. "$root/scripts/lib.sh"
 
-redis_port="$(free_port)"
+redis_port="$(port)"
 "$redis_bin" --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
   --dir "$tmp" --logfile "$tmp/redis.log" &
 pids+=($!)
 
-api_port="$(free_port)"
+api_port="$(port)"
 # Small limits so that the admin routes reach their 409 and the ingest routes their 413.
 "$api_bin" --listen "127.0.0.1:$api_port" --redis-url "redis://127.0.0.1:$redis_port" \
   --key-prefix schemathesis --admin-token "$token" --max-monitors 3 --max-features 50 \
