@@ -6,7 +6,7 @@ use crate::jobs::Job;
 use crate::keys::GROUP;
 use crate::{Store, StoreError};
 use deadpool_redis::redis::{self, Value};
-use drift_core::alarm::dataset_drift_min_features;
+use drift_core::alarm::{dataset_drift_min_features, decide};
 use drift_core::{Evaluation, MonitorConfig};
 
 /// What a rule over every feature decides on: every feature's latest p-value at a
@@ -35,6 +35,27 @@ pub enum Decision {
     Own(bool),
     /// A rule over every feature: all flags, decided on the snapshot at `rev`.
     All { rev: u64, flags: Vec<bool> },
+}
+
+impl Decision {
+    /// What `drift_core::alarm` decides when feature `feature` is newly at `p`: its own flag
+    /// under a local rule, every flag under a rule over all features (on `snapshot`, which
+    /// such a rule needs; without one it decides as if no other feature had a result).
+    pub fn of(cfg: &MonitorConfig, feature: usize, p: f64, snapshot: Option<&Snapshot>) -> Self {
+        let params = &cfg.params;
+        let with_p = |mut ps: Vec<Option<f64>>| {
+            ps.resize(cfg.features.len().max(feature + 1), None);
+            ps[feature] = Some(p);
+            decide(&ps, params.alpha, params.correction)
+        };
+        match snapshot {
+            Some(snap) if !params.correction.is_local() => Decision::All {
+                rev: snap.rev,
+                flags: with_p(snap.p_values.clone()),
+            },
+            _ => Decision::Own(with_p(Vec::new())[feature]),
+        }
+    }
 }
 
 /// What became of a job whose outcome was recorded.

@@ -57,18 +57,27 @@ impl Store {
             .await
     }
 
+    /// The monitor's footprint, read in one round trip.
     pub async fn footprint(&self, cfg: &MonitorConfig) -> Result<Footprint, StoreError> {
         let m = &cfg.name;
-        let mut windows = Vec::with_capacity(cfg.features.len());
+        let mut pipe = redis::pipe();
+        pipe.cmd("GET").arg(self.keys.seq(m));
+        pipe.cmd("XLEN").arg(self.keys.events(m));
+        pipe.cmd("XLEN").arg(self.keys.jobs(m));
         for f in &cfg.features {
-            windows.push(self.window_len(m, f).await?);
+            pipe.cmd("LLEN").arg(self.keys.window(m, f));
         }
-        let (events, jobs, _) = self.stream_lens(m).await?;
+        // Every answer is a count (GET of the counter: nil before any row).
+        let counts: Vec<Option<u64>> = self
+            .run(|mut c| async move { Ok(pipe.query_async(&mut c).await?) })
+            .await?;
+        let mut it = counts.into_iter().map(|v| v.unwrap_or(0));
+        let (seq, events, jobs) = (it.next(), it.next(), it.next());
         Ok(Footprint {
-            seq: self.rows(m).await?,
-            windows,
-            events,
-            jobs,
+            seq: seq.unwrap_or(0),
+            events: events.unwrap_or(0),
+            jobs: jobs.unwrap_or(0),
+            windows: it.collect(),
         })
     }
 

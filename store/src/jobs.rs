@@ -184,10 +184,7 @@ impl JobReader {
         let Some(conn) = self.conn.as_mut() else {
             return Ok(Vec::new());
         };
-        let streams: HashMap<String, String> = monitors
-            .iter()
-            .map(|m| (self.keys.jobs(m), m.clone()))
-            .collect();
+        let keys: Vec<String> = monitors.iter().map(|m| self.keys.jobs(m)).collect();
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
@@ -197,15 +194,16 @@ impl JobReader {
         if !own_pending {
             cmd.arg("BLOCK").arg(self.block.as_millis() as u64);
         }
-        cmd.arg("STREAMS");
-        for m in monitors {
-            cmd.arg(self.keys.jobs(m));
-        }
+        cmd.arg("STREAMS").arg(&keys);
         for _ in monitors {
             cmd.arg(if own_pending { "0" } else { ">" });
         }
         match cmd.query_async::<Value>(conn).await {
-            Ok(reply) => Ok(parse_read_reply(&reply, &streams)),
+            Ok(reply) => {
+                let streams: HashMap<String, String> =
+                    keys.into_iter().zip(monitors.iter().cloned()).collect();
+                Ok(parse_read_reply(&reply, &streams))
+            }
             Err(e) => {
                 // A missing group is the monitor's business; anything else may have broken
                 // the connection.

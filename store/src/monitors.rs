@@ -28,25 +28,19 @@ impl Registered {
 impl Store {
     /// Registers a monitor (see `scripts/register.lua`) and makes sure its consumer group
     /// exists before any job can be enqueued. The keys of the features it replaces are
-    /// read first; a concurrent registration makes the script refuse, and it is retried.
+    /// read first; a concurrent registration makes the script refuse (STALECONFIG), and it
+    /// is retried a few times before the caller is told the config changed.
     pub async fn register(&self, spec: &MonitorSpec) -> Result<Registered, StoreError> {
-        let mut last = StoreError::Protocol("register: no attempt".into());
-        for _ in 0..5 {
-            let old: Option<String> = self
-                .query({
-                    let mut c = redis::cmd("HGET");
-                    c.arg(self.keys.config(&spec.config.name)).arg("features");
-                    c
-                })
-                .await?;
+        let mut attempts = 0;
+        loop {
+            let mut cmd = redis::cmd("HGET");
+            cmd.arg(self.keys.config(&spec.config.name)).arg("features");
+            let old: Option<String> = self.query(cmd).await?;
             match self.register_over(spec, old.as_deref().unwrap_or("")).await {
-                Err(StoreError::Protocol(msg)) if msg.contains("CONFLICT") => {
-                    last = StoreError::Protocol(msg);
-                }
+                Err(StoreError::StaleConfig) if attempts < 4 => attempts += 1,
                 other => return other,
             }
         }
-        Err(last)
     }
 
     async fn register_over(

@@ -188,32 +188,6 @@ fn evaluation(p: f64) -> Evaluation {
     }
 }
 
-/// Decides as a worker does: the feature's own flag under a local rule, every flag on
-/// the snapshot under BH.
-fn decision_for(
-    cfg: &MonitorConfig,
-    f: usize,
-    p: f64,
-    snap: &Option<drift_store::Snapshot>,
-) -> Decision {
-    let corr = cfg.params.correction;
-    match snap {
-        Some(s) if !corr.is_local() => {
-            let mut ps = s.p_values.clone();
-            ps[f] = Some(p);
-            Decision::All {
-                rev: s.rev,
-                flags: decide(&ps, cfg.params.alpha, corr),
-            }
-        }
-        _ => {
-            let mut ps = vec![None; cfg.features.len()];
-            ps[f] = Some(p);
-            Decision::Own(decide(&ps, cfg.params.alpha, corr)[f])
-        }
-    }
-}
-
 #[tokio::test]
 async fn stored_flags_and_counts_are_the_alarms_decision_for_every_correction() {
     let redis = RedisServer::start();
@@ -248,7 +222,7 @@ async fn stored_flags_and_counts_are_the_alarms_decision_for_every_correction() 
                 let WindowRead::Window { snapshot, .. } = read else {
                     panic!("{name}: job {job:?} stale");
                 };
-                let d = decision_for(cfg, job.feature, p, &snapshot);
+                let d = Decision::of(cfg, job.feature, p, snapshot.as_ref());
                 let rec = store.record(cfg, job, 1.0, Some((&e, &d))).await.unwrap();
                 assert_eq!(rec, Recorded::Evaluated);
                 latest[job.feature] = Some(p);
@@ -286,12 +260,12 @@ async fn a_decision_over_every_feature_on_an_old_snapshot_is_refused() {
     let s0 = snap(store.read_window(cfg, &jobs[0], true).await.unwrap());
     let s1 = snap(store.read_window(cfg, &jobs[1], true).await.unwrap());
     assert_eq!(s0, s1);
-    let d0 = decision_for(cfg, 0, 0.001, &Some(s0));
+    let d0 = Decision::of(cfg, 0, 0.001, Some(&s0));
     let rec = store
         .record(cfg, &jobs[0], 1.0, Some((&evaluation(0.001), &d0)))
         .await;
     assert_eq!(rec.unwrap(), Recorded::Evaluated);
-    let d1 = decision_for(cfg, 1, 0.02, &Some(s1));
+    let d1 = Decision::of(cfg, 1, 0.02, Some(&s1));
     let rec = store
         .record(cfg, &jobs[1], 1.0, Some((&evaluation(0.02), &d1)))
         .await;
@@ -304,7 +278,7 @@ async fn a_decision_over_every_feature_on_an_old_snapshot_is_refused() {
         4,
         "a refused record must leave its job pending"
     );
-    let d1 = decision_for(cfg, 1, 0.02, &Some(fresh));
+    let d1 = Decision::of(cfg, 1, 0.02, Some(&fresh));
     let rec = store
         .record(cfg, &jobs[1], 1.0, Some((&evaluation(0.02), &d1)))
         .await;

@@ -3,10 +3,9 @@
 //! every outcome. Consumer and janitor both hand their jobs here.
 
 use crate::metrics::WorkerMetrics;
-use drift_core::alarm::decide;
 use drift_core::ks::{Alternative, EffectiveMethod, Method, Reference};
 use drift_core::{Evaluation, MonitorConfig};
-use drift_store::{Decision, Job, Poison, Recorded, Snapshot, Store, StoreError, WindowRead};
+use drift_store::{Decision, Job, Poison, Recorded, Store, StoreError, WindowRead};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -41,28 +40,6 @@ fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// The alarm's flags for feature `feature` newly at `p`: its own flag under a local rule,
-/// every flag under a rule over all features (decided on `snapshot`).
-fn decision(cfg: &MonitorConfig, feature: usize, p: f64, snapshot: Option<&Snapshot>) -> Decision {
-    let params = &cfg.params;
-    match snapshot {
-        Some(snap) if !params.correction.is_local() => {
-            let mut ps = snap.p_values.clone();
-            ps.resize(cfg.features.len(), None);
-            ps[feature] = Some(p);
-            Decision::All {
-                rev: snap.rev,
-                flags: decide(&ps, params.alpha, params.correction),
-            }
-        }
-        _ => {
-            let mut ps = vec![None; cfg.features.len()];
-            ps[feature] = Some(p);
-            Decision::Own(decide(&ps, params.alpha, params.correction)[feature])
-        }
-    }
 }
 
 impl Evaluator {
@@ -168,7 +145,7 @@ impl Evaluator {
             },
         };
         for _ in 0..MAX_CONFLICTS {
-            let d = decision(&cfg, job.feature, evaluation.p_value, snapshot.as_ref());
+            let d = Decision::of(&cfg, job.feature, evaluation.p_value, snapshot.as_ref());
             match self
                 .store
                 .record(&cfg, job, now_secs(), Some((&evaluation, &d)))

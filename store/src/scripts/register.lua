@@ -9,12 +9,12 @@
 -- ARGV[6]=monitor name ARGV[7]=group ARGV[8]=features joined by \n
 -- ARGV[9]=old features joined by \n, as the caller read them (their keys follow the new ones)
 -- ARGV[10..9+nf]=sorted reference blobs
--- Returns 0 (unchanged), 1 (parameters updated) or 2 (new version); error CONFLICT when the
+-- Returns 0 (unchanged), 1 (parameters updated) or 2 (new version); error STALECONFIG when the
 -- old features are not the ones the caller passed keys for (read again and retry).
 local nf = tonumber(ARGV[5])
 local cur = redis.call('HMGET', KEYS[1], 'version', 'json', 'features')
 if (cur[3] or '') ~= ARGV[9] then
-  return redis.error_reply('CONFLICT the monitor was registered concurrently; retry')
+  return redis.error_reply('STALECONFIG the monitor was registered concurrently; retry')
 end
 redis.pcall('XGROUP', 'CREATE', KEYS[3], ARGV[7], '0', 'MKSTREAM')
 redis.call('SADD', KEYS[2], ARGV[6])
