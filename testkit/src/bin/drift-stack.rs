@@ -118,8 +118,9 @@ async fn serve(
     work: &WorkDir,
     started: Instant,
 ) -> anyhow::Result<()> {
+    // `Stack::start` returned once every replica's /readyz answered, which is once its
+    // monitors (the default one included) are registered.
     let up = async {
-        wait_monitor(&stack).await?;
         let info = info(&stack, work);
         if let Some(path) = &args.info {
             write_atomically(path, &serde_json::to_vec_pretty(&info)?)?;
@@ -170,22 +171,6 @@ async fn serve(
             Ok(())
         }
     }
-}
-
-/// The default monitor is registered by the replicas at start-up; traffic sent before
-/// that would be refused, so "up" includes it.
-async fn wait_monitor(stack: &Stack) -> anyhow::Result<()> {
-    let monitor = drift_core::dataset::DEFAULT_MONITOR;
-    let client = stack.gateway().client();
-    let path = format!("/v1/monitors/{monitor}");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client.status(&path).await != Some(200) {
-        if Instant::now() >= deadline {
-            bail!("monitor {monitor} not registered within 30 s (GET {path} through the gateway)");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    Ok(())
 }
 
 fn info(stack: &Stack, work: &WorkDir) -> serde_json::Value {
