@@ -65,16 +65,6 @@ pub struct RedisOptions {
     pub pool_size: usize,
 }
 
-impl RedisOptions {
-    pub fn new(url: &str) -> Self {
-        RedisOptions {
-            url: url.to_string(),
-            op_timeout: Duration::from_millis(DEFAULT_TIMEOUT_MS),
-            pool_size: 32,
-        }
-    }
-}
-
 /// `rediss://` needs a process-wide TLS crypto provider; installing it twice is harmless.
 fn install_tls_provider() {
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -102,7 +92,7 @@ pub(crate) fn pool(opts: &RedisOptions) -> Result<Pool, StoreError> {
 
 /// A dedicated connection for blocking reads (`XREADGROUP ... BLOCK`): its response timeout
 /// must exceed the block time, and it must not hold a pooled connection hostage.
-pub async fn blocking_connection(
+pub(crate) async fn blocking_connection(
     url: &str,
     response_timeout: Duration,
 ) -> Result<redis::aio::MultiplexedConnection, StoreError> {

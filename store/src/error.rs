@@ -18,13 +18,6 @@ pub enum StoreError {
     Protocol(String),
 }
 
-impl StoreError {
-    /// Whether the same request may succeed later without any change.
-    pub fn is_transient(&self) -> bool {
-        matches!(self, StoreError::Unavailable(_))
-    }
-}
-
 impl From<redis::RedisError> for StoreError {
     fn from(e: redis::RedisError) -> Self {
         match e.code() {

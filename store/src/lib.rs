@@ -21,7 +21,7 @@ mod monitors;
 mod status;
 mod store;
 
-pub use connect::{blocking_connection, RedisArgs, RedisOptions, DEFAULT_REDIS_URL};
+pub use connect::{RedisArgs, RedisOptions, DEFAULT_REDIS_URL};
 pub use error::StoreError;
 pub use evaluation::{Decision, Recorded, Snapshot, WindowRead};
 pub use ingest::Ingested;

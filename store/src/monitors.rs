@@ -15,16 +15,6 @@ pub enum Registered {
     NewVersion,
 }
 
-impl Registered {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Registered::Unchanged => "unchanged",
-            Registered::ParamsUpdated => "params_updated",
-            Registered::NewVersion => "new_version",
-        }
-    }
-}
-
 impl Store {
     /// Registers a monitor (see `scripts/register.lua`) and makes sure its consumer group
     /// exists before any job can be enqueued. The keys of the features it replaces are

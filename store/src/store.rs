@@ -81,10 +81,6 @@ impl Store {
         &self.keys
     }
 
-    pub fn op_timeout(&self) -> Duration {
-        self.op_timeout
-    }
-
     /// Runs one Redis operation with a pooled connection under the operation deadline.
     pub(crate) async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
