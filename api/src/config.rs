@@ -25,15 +25,22 @@ pub struct ApiConfig {
     /// Rows between evaluations once the window is full (default monitor).
     #[arg(long, env = "DRIFT_STRIDE", default_value_t = Params::default().stride)]
     pub stride: usize,
-    /// Family-wise significance level (default monitor).
+    /// Significance level of the per-evaluation rules (default monitor).
     #[arg(long, env = "DRIFT_ALPHA", default_value_t = Params::default().alpha)]
     pub alpha: f64,
-    /// Multiple-testing correction: bonferroni, bh or none (default monitor).
+    /// Alarm rule: ert (a guaranteed time between false alarms over the stream), or a
+    /// per-evaluation rule: bonferroni, bh or none (default monitor).
     #[arg(long, env = "DRIFT_CORRECTION", default_value_t = Params::default().correction)]
     pub correction: Correction,
     /// Share of drifted features from which the whole data set counts as drifted.
     #[arg(long, env = "DRIFT_DATASET_DRIFT_SHARE", default_value_t = Params::default().dataset_drift_share)]
     pub dataset_drift_share: f64,
+    /// Under `ert`: expected rounds between false alarms when nothing drifts (default monitor).
+    #[arg(long, env = "DRIFT_ERT", default_value_t = Params::default().ert)]
+    pub ert: f64,
+    /// Under `ert`: probability over the reference draw that the guarantee holds.
+    #[arg(long, env = "DRIFT_REFERENCE_CONFIDENCE", default_value_t = Params::default().reference_confidence)]
+    pub reference_confidence: f64,
     /// TOML file declaring more monitors (see README).
     #[arg(long, env = "DRIFT_MONITORS_CONFIG")]
     pub monitors_config: Option<PathBuf>,
@@ -104,6 +111,8 @@ impl ApiConfig {
             alpha: self.alpha,
             correction: self.correction,
             dataset_drift_share: self.dataset_drift_share,
+            ert: self.ert,
+            reference_confidence: self.reference_confidence,
         }
     }
 

@@ -34,6 +34,8 @@ struct Entry {
     alpha: Option<f64>,
     correction: Option<Correction>,
     dataset_drift_share: Option<f64>,
+    ert: Option<f64>,
+    reference_confidence: Option<f64>,
 }
 
 /// Reads every monitor of the file; `defaults` fills parameters an entry leaves out.
@@ -60,6 +62,10 @@ pub fn load(path: &Path, defaults: &Params) -> anyhow::Result<Vec<MonitorSpec>> 
             dataset_drift_share: e
                 .dataset_drift_share
                 .unwrap_or(defaults.dataset_drift_share),
+            ert: e.ert.unwrap_or(defaults.ert),
+            reference_confidence: e
+                .reference_confidence
+                .unwrap_or(defaults.reference_confidence),
         };
         specs.push(
             MonitorSpec::new(&e.name, &ds, params, 1024)

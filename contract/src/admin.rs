@@ -20,7 +20,7 @@ pub struct PutMonitorQuery {
     #[param(minimum = 1)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub stride: Option<usize>,
-    /// Family-wise significance level, in (0, 1) (default 0.05).
+    /// Significance level of the per-evaluation rules, in (0, 1) (default 0.05).
     #[param(exclusive_minimum = 0.0, exclusive_maximum = 1.0)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alpha: Option<f64>,
@@ -32,6 +32,16 @@ pub struct PutMonitorQuery {
     #[param(exclusive_minimum = 0.0, maximum = 1.0)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dataset_drift_share: Option<f64>,
+    /// Under the `ert` rule: expected rounds between false alarms when nothing drifts, in
+    /// [1, 1e12] (default 10000).
+    #[param(minimum = 1.0, maximum = 1e12)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ert: Option<f64>,
+    /// Under the `ert` rule: probability over the reference draw that the guarantee holds,
+    /// in (0, 1) (default 0.95).
+    #[param(exclusive_minimum = 0.0, exclusive_maximum = 1.0)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reference_confidence: Option<f64>,
     /// Comma-separated columns of the CSV to leave out (e.g. the label).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude: Option<String>,
@@ -47,6 +57,8 @@ impl PutMonitorQuery {
             alpha: self.alpha.unwrap_or(d.alpha),
             correction: self.correction.unwrap_or(d.correction),
             dataset_drift_share: self.dataset_drift_share.unwrap_or(d.dataset_drift_share),
+            ert: self.ert.unwrap_or(d.ert),
+            reference_confidence: self.reference_confidence.unwrap_or(d.reference_confidence),
         }
     }
 
@@ -88,7 +100,16 @@ impl PartialSchema for MonitorDefinition {
             )
             .required("version")
             .property("reference_rows", usize::schema())
-            .required("reference_rows");
+            .required("reference_rows")
+            .property(
+                "thresholds",
+                utoipa::openapi::schema::ArrayBuilder::new()
+                    .items(f64::schema())
+                    .description(Some(
+                        "Under the `ert` rule: each feature's KS-statistic threshold, in \
+                         feature order (absent under the per-evaluation rules).",
+                    )),
+            );
         AllOfBuilder::new()
             // `params` is flattened into the config.
             .item(Ref::from_schema_name(Params::name()))

@@ -24,6 +24,15 @@ pub enum ConfigError {
     Alpha(f64),
     #[error("dataset drift share must be in (0, 1] (got {0})")]
     Share(f64),
+    #[error("ert (expected rounds between false alarms) must be in [1, 1e12] (got {0})")]
+    Ert(f64),
+    #[error("reference_confidence must be in (0, 1) (got {0})")]
+    Confidence(f64),
+    #[error(
+        "under the ert rule feature `{feature}` would need a KS statistic of {threshold:.3} to be flagged, \
+         more than the largest possible (1): use a larger window or reference, or a smaller ert"
+    )]
+    Unreachable { feature: String, threshold: f64 },
     #[error("the reference needs at least one feature")]
     NoFeatures,
     #[error("the reference has {0} features; at most {1} are allowed")]
@@ -39,11 +48,29 @@ pub struct Params {
     /// Rows between evaluations once the window is full.
     pub stride: usize,
     /// Family-wise significance level (before correction).
+    /// Significance level of the per-evaluation rules (bonferroni, bh, none).
     pub alpha: f64,
+    /// The alarm rule: `ert` (default) bounds false alarms over the stream; `bonferroni`,
+    /// `bh` and `none` bound the error of one evaluation.
     pub correction: Correction,
     /// Share of drifted features from which the data set as a whole counts as drifted
     /// (Evidently's default of 0.5).
     pub dataset_drift_share: f64,
+    /// Under `ert`: the expected number of rounds between false-alarm rounds when nothing
+    /// drifts (a round is one evaluation of every feature, every `stride` rows).
+    #[serde(default = "default_ert")]
+    pub ert: f64,
+    /// Under `ert`: the probability over the draw of the reference that the guarantee holds.
+    #[serde(default = "default_confidence")]
+    pub reference_confidence: f64,
+}
+
+fn default_ert() -> f64 {
+    Params::default().ert
+}
+
+fn default_confidence() -> f64 {
+    Params::default().reference_confidence
 }
 
 impl Default for Params {
@@ -52,8 +79,10 @@ impl Default for Params {
             window: 500,
             stride: 100,
             alpha: 0.05,
-            correction: Correction::Bonferroni,
+            correction: Correction::Ert,
             dataset_drift_share: 0.5,
+            ert: 10_000.0,
+            reference_confidence: 0.95,
         }
     }
 }
@@ -72,7 +101,27 @@ impl Params {
         if !(self.dataset_drift_share > 0.0 && self.dataset_drift_share <= 1.0) {
             return Err(ConfigError::Share(self.dataset_drift_share));
         }
+        if !(self.ert >= 1.0 && self.ert <= 1e12) {
+            return Err(ConfigError::Ert(self.ert));
+        }
+        if !(self.reference_confidence > 0.0 && self.reference_confidence < 1.0) {
+            return Err(ConfigError::Confidence(self.reference_confidence));
+        }
         Ok(())
+    }
+
+    /// The `ert` rule's statistic threshold for a feature with `reference_rows` rows among
+    /// `features`; `None` under the per-evaluation rules.
+    pub fn threshold(&self, reference_rows: usize, features: usize) -> Option<f64> {
+        (self.correction == Correction::Ert).then(|| {
+            crate::alarm::ert_threshold(
+                reference_rows,
+                self.window,
+                features,
+                self.ert,
+                self.reference_confidence,
+            )
+        })
     }
 }
 
@@ -86,6 +135,10 @@ pub struct MonitorConfig {
     /// Hash of the reference data: results of different versions are never mixed.
     pub version: String,
     pub reference_rows: usize,
+    /// Under `ert`: each feature's statistic threshold, in feature order, computed once
+    /// when the monitor is built from its parameters; empty under the other rules.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub thresholds: Vec<f64>,
 }
 
 /// A monitor to register: its config plus the reference columns (one per feature).
@@ -152,13 +205,28 @@ impl MonitorSpec {
             }
         }
         let version = hex::encode(&hasher.finalize()[..8]);
+        let features = dataset.names();
+        let mut thresholds = Vec::new();
+        for (f, col) in features.iter().zip(dataset.columns()) {
+            let Some(c) = params.threshold(col.len(), features.len()) else {
+                break;
+            };
+            if c > 1.0 {
+                return Err(ConfigError::Unreachable {
+                    feature: f.clone(),
+                    threshold: c,
+                });
+            }
+            thresholds.push(c);
+        }
         Ok(MonitorSpec {
             config: MonitorConfig {
                 name: name.to_string(),
-                features: dataset.names().to_vec(),
+                features: features.to_vec(),
                 params,
                 version,
                 reference_rows: dataset.n_rows(),
+                thresholds,
             },
             reference: dataset.columns().to_vec(),
         })
@@ -179,6 +247,11 @@ impl MonitorSpec {
 impl MonitorConfig {
     pub fn feature_index(&self, name: &str) -> Option<usize> {
         self.features.iter().position(|f| f == name)
+    }
+
+    /// Feature `i`'s statistic threshold under `ert`, as computed at registration.
+    pub fn threshold(&self, i: usize) -> Option<f64> {
+        self.thresholds.get(i).copied()
     }
 }
 
@@ -220,5 +293,43 @@ mod tests {
         assert!(p.validate().is_err());
         let ds = Dataset::from_csv("x{\n1\n".as_bytes(), &[]).unwrap();
         assert!(MonitorSpec::new("m", &ds, Params::default(), 10).is_err());
+        for bad in [0.5, f64::NAN, f64::INFINITY] {
+            let p = Params {
+                ert: bad,
+                ..Params::default()
+            };
+            assert!(matches!(p.validate(), Err(ConfigError::Ert(_))), "{bad}");
+        }
+        let p = Params {
+            reference_confidence: 1.0,
+            ..Params::default()
+        };
+        assert_eq!(p.validate(), Err(ConfigError::Confidence(1.0)));
+    }
+
+    #[test]
+    fn ert_thresholds_are_computed_per_feature_and_must_be_reachable() {
+        let m = MonitorSpec::default_monitor(Params::default())
+            .unwrap()
+            .config;
+        assert_eq!(m.thresholds.len(), 30);
+        let want = crate::alarm::ert_threshold(569, 500, 30, 1e4, 0.95);
+        assert!(m.thresholds.iter().all(|&c| c == want));
+        assert_eq!(m.threshold(29), Some(want));
+        let bonf = Params {
+            correction: Correction::Bonferroni,
+            ..Params::default()
+        };
+        let m = MonitorSpec::default_monitor(bonf).unwrap().config;
+        assert!(m.thresholds.is_empty() && m.threshold(0).is_none());
+        // Three reference rows and a window of 2 can never reach the threshold.
+        let ds = Dataset::from_csv("x\n1\n2\n3\n".as_bytes(), &[]).unwrap();
+        let tiny = Params {
+            window: 2,
+            stride: 1,
+            ..Params::default()
+        };
+        let err = MonitorSpec::new("m", &ds, tiny, 10).unwrap_err();
+        assert!(matches!(err, ConfigError::Unreachable { .. }), "{err}");
     }
 }

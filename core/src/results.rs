@@ -24,8 +24,20 @@ pub struct FeatureResult {
     pub statistic: f64,
     pub statistic_location: f64,
     pub statistic_sign: i8,
-    /// The alarm's decision for this feature (see `alarm`).
+    /// The alarm's decision for this feature at this evaluation (see `alarm`).
     pub drifted: bool,
+    /// Under the `ert` rule: the statistic at or above which the feature is flagged.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// True from the evaluation that started an alarm episode until the feature's first
+    /// evaluation back under its threshold; later exceedances within the same episode do
+    /// not set it again, so it rises once per episode (what `DriftDetected` fires on).
+    #[serde(default)]
+    pub alarm: bool,
+    /// Alarm episodes started: exceedances after none in the previous
+    /// ceil(window / stride) rounds of the feature.
+    #[serde(default)]
+    pub episodes: u64,
     pub window_rows: u64,
     pub method: String,
     pub evaluated_at: f64,
@@ -47,6 +59,9 @@ pub struct MonitorState {
     pub evaluations: u64,
     pub stale: u64,
     pub detections: u64,
+    /// Alarm episodes started, over every feature.
+    #[serde(default)]
+    pub episodes: u64,
     pub dead_letters: u64,
 }
 
@@ -88,6 +103,12 @@ pub struct HistoryEntry {
     pub p_value: f64,
     pub statistic: f64,
     pub drifted: bool,
+    /// Under the `ert` rule: the threshold the statistic was compared with.
+    #[serde(default)]
+    pub threshold: Option<f64>,
+    /// Whether this evaluation started an alarm episode.
+    #[serde(default)]
+    pub episode: bool,
     /// Features flagged right after this evaluation.
     #[serde(default)]
     pub features_drifting: u64,

@@ -367,6 +367,8 @@ mod tests {
             p_value: if drifted { 1e-6 } else { 0.5 },
             statistic: 0.1,
             drifted,
+            threshold: None,
+            episode: drifted,
             features_drifting: 0,
             evaluated_at: 100.0 + seq as f64 / 100.0,
         }

@@ -6,7 +6,7 @@ use crate::jobs::Job;
 use crate::keys::GROUP;
 use crate::{Store, StoreError};
 use deadpool_redis::redis::{self, Value};
-use drift_core::alarm::{dataset_drift_min_features, decide};
+use drift_core::alarm::{dataset_drift_min_features, decide, episode_lookback, flag};
 use drift_core::{Evaluation, MonitorConfig};
 
 /// What a rule over every feature decides on: every feature's latest p-value at a
@@ -38,22 +38,33 @@ pub enum Decision {
 }
 
 impl Decision {
-    /// What `drift_core::alarm` decides when feature `feature` is newly at `p`: its own flag
-    /// under a local rule, every flag under a rule over all features (on `snapshot`, which
-    /// such a rule needs; without one it decides as if no other feature had a result).
-    pub fn of(cfg: &MonitorConfig, feature: usize, p: f64, snapshot: Option<&Snapshot>) -> Self {
+    /// What `drift_core::alarm` decides on feature `feature`'s new evaluation: its own flag
+    /// under a local rule (the statistic against the feature's threshold under `ert`), every
+    /// flag under a rule over all features (on `snapshot`, which such a rule needs; without
+    /// one it decides as if no other feature had a result).
+    pub fn of(
+        cfg: &MonitorConfig,
+        feature: usize,
+        e: &Evaluation,
+        snapshot: Option<&Snapshot>,
+    ) -> Self {
         let params = &cfg.params;
-        let with_p = |mut ps: Vec<Option<f64>>| {
-            ps.resize(cfg.features.len().max(feature + 1), None);
-            ps[feature] = Some(p);
-            decide(&ps, params.alpha, params.correction)
-        };
-        match snapshot {
-            Some(snap) if !params.correction.is_local() => Decision::All {
-                rev: snap.rev,
-                flags: with_p(snap.p_values.clone()),
-            },
-            _ => Decision::Own(with_p(Vec::new())[feature]),
+        if params.correction.is_local() {
+            return Decision::Own(flag(
+                params.correction,
+                params.alpha,
+                cfg.features.len(),
+                e.p_value,
+                e.statistic,
+                cfg.threshold(feature),
+            ));
+        }
+        let mut ps = snapshot.map(|s| s.p_values.clone()).unwrap_or_default();
+        ps.resize(cfg.features.len().max(feature + 1), None);
+        ps[feature] = Some(e.p_value);
+        Decision::All {
+            rev: snapshot.map_or(0, |s| s.rev),
+            flags: decide(&ps, params.alpha, params.correction),
         }
     }
 }
@@ -202,8 +213,10 @@ impl Store {
             .arg(&job.version)
             .arg(format!("{now:.3}"));
         if let Some((e, decision)) = outcome {
+            let params = &cfg.params;
             let min_drifting =
-                dataset_drift_min_features(cfg.params.dataset_drift_share, cfg.features.len());
+                dataset_drift_min_features(params.dataset_drift_share, cfg.features.len());
+            let round = job.seq.saturating_sub(params.window as u64) / params.stride.max(1) as u64;
             // `{:?}` prints the shortest representation that parses back to the same f64.
             inv.arg(format!("{:?}", e.p_value))
                 .arg(format!("{:?}", e.statistic))
@@ -212,7 +225,13 @@ impl Store {
                 .arg(e.window_rows)
                 .arg(e.method)
                 .arg(self.caps.history)
-                .arg(min_drifting);
+                .arg(min_drifting)
+                .arg(
+                    cfg.threshold(job.feature)
+                        .map_or(String::new(), |c| format!("{c:?}")),
+                )
+                .arg(round)
+                .arg(episode_lookback(params.window, params.stride));
             match decision {
                 Decision::Own(flag) => {
                     inv.arg(if *flag { "1" } else { "0" });

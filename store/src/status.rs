@@ -57,6 +57,7 @@ impl Store {
             evaluations: int(&stats, "evaluations"),
             stale: int(&stats, "stale"),
             detections: int(&stats, "detections"),
+            episodes: int(&stats, "episodes"),
             dead_letters: int(&stats, "dead_letters"),
         };
         let results = results
@@ -69,6 +70,9 @@ impl Store {
                     statistic_location: num(h, "location").unwrap_or(f64::NAN),
                     statistic_sign: h.get("sign").and_then(|s| s.parse().ok()).unwrap_or(1),
                     drifted: h.get("drifted").is_some_and(|v| v == "1"),
+                    threshold: num(h, "threshold"),
+                    alarm: h.get("alarm").is_some_and(|v| v == "1"),
+                    episodes: int(h, "episodes"),
                     window_rows: int(h, "n"),
                     method: h.get("method").cloned().unwrap_or_default(),
                     evaluated_at: num(h, "evaluated_at").unwrap_or(0.0),
@@ -120,6 +124,8 @@ impl Store {
                     p_value: num("p")?,
                     statistic: num("d")?,
                     drifted: h.get("drifted").is_some_and(|v| v == "1"),
+                    threshold: num("c"),
+                    episode: h.get("e").is_some_and(|v| v == "1"),
                     features_drifting: h.get("drifting").and_then(|v| v.parse().ok()).unwrap_or(0),
                     evaluated_at: num("t").unwrap_or(0.0),
                 })

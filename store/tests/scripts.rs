@@ -2,7 +2,7 @@
 //! recording of decisions (stored as decided, conflicts detected for rules over every
 //! feature).
 
-use drift_core::alarm::decide;
+use drift_core::alarm::{decide, episode_lookback, starts_episode};
 use drift_core::{Correction, Dataset, Evaluation, MonitorConfig, MonitorSpec, Params};
 use drift_store::{Caps, Decision, Job, Recorded, RedisArgs, Registered, Store, WindowRead};
 use drift_testkit::RedisServer;
@@ -222,7 +222,7 @@ async fn stored_flags_and_counts_are_the_alarms_decision_for_every_correction() 
                 let WindowRead::Window { snapshot, .. } = read else {
                     panic!("{name}: job {job:?} stale");
                 };
-                let d = Decision::of(cfg, job.feature, p, snapshot.as_ref());
+                let d = Decision::of(cfg, job.feature, &e, snapshot.as_ref());
                 let rec = store.record(cfg, job, 1.0, Some((&e, &d))).await.unwrap();
                 assert_eq!(rec, Recorded::Evaluated);
                 latest[job.feature] = Some(p);
@@ -260,12 +260,12 @@ async fn a_decision_over_every_feature_on_an_old_snapshot_is_refused() {
     let s0 = snap(store.read_window(cfg, &jobs[0], true).await.unwrap());
     let s1 = snap(store.read_window(cfg, &jobs[1], true).await.unwrap());
     assert_eq!(s0, s1);
-    let d0 = Decision::of(cfg, 0, 0.001, Some(&s0));
+    let d0 = Decision::of(cfg, 0, &evaluation(0.001), Some(&s0));
     let rec = store
         .record(cfg, &jobs[0], 1.0, Some((&evaluation(0.001), &d0)))
         .await;
     assert_eq!(rec.unwrap(), Recorded::Evaluated);
-    let d1 = Decision::of(cfg, 1, 0.02, Some(&s1));
+    let d1 = Decision::of(cfg, 1, &evaluation(0.02), Some(&s1));
     let rec = store
         .record(cfg, &jobs[1], 1.0, Some((&evaluation(0.02), &d1)))
         .await;
@@ -278,7 +278,7 @@ async fn a_decision_over_every_feature_on_an_old_snapshot_is_refused() {
         4,
         "a refused record must leave its job pending"
     );
-    let d1 = Decision::of(cfg, 1, 0.02, Some(&fresh));
+    let d1 = Decision::of(cfg, 1, &evaluation(0.02), Some(&fresh));
     let rec = store
         .record(cfg, &jobs[1], 1.0, Some((&evaluation(0.02), &d1)))
         .await;
@@ -286,4 +286,76 @@ async fn a_decision_over_every_feature_on_an_old_snapshot_is_refused() {
     // BH over (0.001, 0.02, -, -, -) with m = 5: 0.001 <= 0.01, 0.02 <= 0.02: both flagged.
     let status = store.status(cfg).await.unwrap();
     assert_eq!(status.flags(), vec![true, true, false, false, false]);
+}
+
+#[tokio::test]
+async fn ert_flags_statistics_at_the_threshold_and_counts_episodes_as_the_alarm_rule_says() {
+    let redis = RedisServer::start();
+    let store = store(&redis);
+    // Two features with 200 reference rows; window 50, stride 10: a lookback of 5 rounds.
+    let mut csv = String::from("a,b\n");
+    for i in 0..200 {
+        csv.push_str(&format!("{i},{}\n", 200 - i));
+    }
+    let params = Params {
+        window: 50,
+        stride: 10,
+        ert: 10.0,
+        ..Params::default()
+    };
+    let s = spec("ert", &csv, params);
+    store.register(&s).await.unwrap();
+    let cfg = &s.config;
+    let c = cfg.threshold(0).unwrap();
+    assert_eq!(cfg.threshold(1), Some(c));
+    let lookback = episode_lookback(50, 10);
+    // Feature 0's statistic per round: above (A) or below (b) its threshold.
+    let pattern = "AAbAbbbbbAAAbbbbbbAbA";
+    let (mut last, mut episodes, mut alarm) = (None::<u64>, 0u64, false);
+    store.ingest(cfg, &vec![vec![0.0; 40]; 2]).await.unwrap();
+    for (round, ch) in pattern.chars().enumerate() {
+        store.ingest(cfg, &vec![vec![0.0; 10]; 2]).await.unwrap();
+        let jobs = read_jobs(&store, "ert").await;
+        assert_eq!(jobs.len(), 2, "round {round}");
+        for job in &jobs {
+            let above = job.feature == 0 && ch == 'A';
+            let mut e = evaluation(0.5);
+            // Exactly at the threshold counts as an exceedance; just below does not.
+            e.statistic = if above { c } else { c * (1.0 - 1e-12) };
+            let d = Decision::of(cfg, job.feature, &e, None);
+            assert_eq!(d, Decision::Own(above), "round {round}");
+            let rec = store.record(cfg, job, 1.0, Some((&e, &d))).await.unwrap();
+            assert_eq!(rec, Recorded::Evaluated);
+        }
+        let r = round as u64;
+        if ch == 'A' {
+            let starts = starts_episode(last, r, lookback);
+            episodes += starts as u64;
+            alarm = starts || alarm;
+            last = Some(r);
+        } else {
+            alarm = false;
+        }
+        let status = store.status(cfg).await.unwrap();
+        let f0 = status.results[0].as_ref().unwrap();
+        assert_eq!(f0.drifted, ch == 'A', "round {round}");
+        assert_eq!(f0.threshold, Some(c));
+        assert_eq!((f0.episodes, f0.alarm), (episodes, alarm), "round {round}");
+        assert_eq!(status.state.episodes, episodes);
+        let f1 = status.results[1].as_ref().unwrap();
+        assert!(!f1.drifted && !f1.alarm && f1.episodes == 0);
+    }
+    // AA|b A|bbbbb AAA|bbbbbb A|b A: the 2nd A is 2 rounds after the first (same episode);
+    // the run starting at round 9 is 6 rounds after round 3 (new); round 18 is 7 after 11 (new);
+    // round 20 is 2 after 18 (same, and alarm stays off after round 19's dip).
+    assert_eq!(episodes, 3);
+    assert!(!alarm);
+    let history = store.history(cfg, None, 1000).await.unwrap();
+    let starts: Vec<u64> = history
+        .iter()
+        .filter(|h| h.feature == "a" && h.episode)
+        .map(|h| (h.seq - 50) / 10)
+        .collect();
+    assert_eq!(starts, vec![0, 9, 18]);
+    assert!(history.iter().all(|h| h.threshold == Some(c)));
 }

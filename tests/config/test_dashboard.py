@@ -1,8 +1,10 @@
 """The Grafana dashboard (grafana/dashboards/drift.json) and its provisioning: the structure
-Grafana needs to load it, the panels operators rely on, and PromQL that Prometheus parses
-(checked by promtool, so a typo does not wait for someone to open the dashboard)."""
+Grafana needs to load it, the panels operators rely on, PromQL that Prometheus parses, and
+PromQL that returns data from the series the drift monitor publishes (both checked by
+promtool, so a typo does not wait for someone to open the dashboard)."""
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 
@@ -23,7 +25,81 @@ NEEDED_METRICS = [
     "drift_worker_jobs_total",
     "drift_jobs_dead_letter_total",
     "drift_redis_up",
+    # The alarm (rule ert, alarm episodes).
+    "drift_feature_threshold",
+    "drift_feature_alarm",
+    "drift_alarm_episodes_total",
+    "drift_monitor_ert_rounds",
+    "drift_evaluation_rounds_total",
 ]
+
+# Sample series for evaluating every dashboard query (test_dashboard_queries_return_data),
+# in promtool's input_series notation, sampled every 15 s for 10 minutes, with the labels
+# Prometheus adds when scraping. They stand for what the exporter, the API replicas and the
+# workers publish (../shared/ARCHITECTURE.md, "Metrics"); a panel on a metric missing here
+# returns no data and fails the test: add the metric here when the components publish it.
+# The end-to-end counterpart, against the real stack, is tests/stack (its last test).
+SAMPLE_MONITOR = "breast_cancer"
+SAMPLE_FEATURES = ["mean_radius", "mean_texture"]
+SAMPLE_STEPS = 40  # 41 samples: 0s .. 10m
+_EXPORTER = 'job="exporter",instance="exporter:9102"'
+_MONITOR_SERIES = {
+    "drift_features_drifting": "1x{n}",
+    "drift_share": "0.5x{n}",
+    "drift_dataset_drifted": "1x{n}",
+    "drift_last_detected_timestamp_seconds": "1700000000x{n}",
+    "drift_monitor_alpha": "0.05x{n}",
+    "drift_monitor_ert_rounds": "10000x{n}",
+    "drift_evaluation_rounds_total": "0+1x{n}",
+    "drift_rows_ingested_total": "0+100x{n}",
+    "drift_window_rows": "500x{n}",
+    "drift_jobs_pending": "0x{n}",
+    "drift_jobs_dead_letter_total": "0x{n}",
+}
+_FEATURE_SERIES = {
+    "drift_feature_p_value": "0.2x{n}",
+    "drift_feature_p_value_threshold": "0.0017x{n}",
+    "drift_feature_statistic": "0.08x{n}",
+    "drift_feature_threshold": "0.12x{n}",
+    "drift_feature_drifted": "0x{n}",
+    "drift_feature_alarm": "0x{n}",
+    "drift_feature_last_evaluated_timestamp_seconds": "1700000000+15x{n}",
+    "drift_evaluations_total": "0+1x{n}",
+    "drift_detections_total": "0x{n}",
+    "drift_alarm_episodes_total": "0x{n}",
+}
+_OTHER_SERIES = [
+    (f"drift_redis_up{{{_EXPORTER}}}", "1x{n}"),
+    (f'up{{{_EXPORTER}}}', "1x{n}"),
+    ('up{job="api",instance="127.0.0.1:18001"}', "1x{n}"),
+    ('up{job="worker",instance="127.0.0.1:19111"}', "1x{n}"),
+    ('http_requests_total{job="api",instance="127.0.0.1:18001",route="/v1/monitors/{monitor}/rows",'
+     'method="POST",status="202"}', "0+10x{n}"),
+    ('drift_rows_dropped_total{job="api",instance="127.0.0.1:18001",reason="redis_unavailable"}',
+     "0+1x{n}"),
+    ('drift_worker_jobs_total{job="worker",instance="127.0.0.1:19111",outcome="evaluated"}',
+     "0+30x{n}"),
+] + [
+    ('http_request_duration_seconds_bucket{job="api",instance="127.0.0.1:18001",'
+     f'route="/v1/monitors/{{monitor}}/rows",method="POST",le="{le}"}}', f"0+{inc}x{{n}}")
+    for le, inc in (("0.001", 2), ("0.01", 9), ("0.1", 10), ("+Inf", 10))
+] + [
+    (f'drift_worker_job_duration_seconds_bucket{{job="worker",instance="127.0.0.1:19111",le="{le}"}}',
+     f"0+{inc}x{{n}}")
+    for le, inc in (("0.001", 10), ("0.01", 28), ("0.1", 30), ("+Inf", 30))
+]
+
+
+def sample_series() -> list[dict]:
+    out = []
+    for metric, values in _MONITOR_SERIES.items():
+        out.append((f'{metric}{{{_EXPORTER},monitor="{SAMPLE_MONITOR}"}}', values))
+    for feature in SAMPLE_FEATURES:
+        for metric, values in _FEATURE_SERIES.items():
+            out.append((f'{metric}{{{_EXPORTER},monitor="{SAMPLE_MONITOR}",feature="{feature}"}}',
+                        values))
+    out += _OTHER_SERIES
+    return [{"series": s, "values": v.format(n=SAMPLE_STEPS)} for s, v in out]
 
 
 def iter_panels(panels):
@@ -70,6 +146,18 @@ def promql_for_promtool(expr: str) -> str:
     """Replaces Grafana variables so promtool can parse the expression."""
     expr = expr.replace("$__rate_interval", "1m").replace("$__interval", "1m").replace("$__range", "5m")
     return re.sub(r"\$\{?(\w+)\}?", r"\1", expr)
+
+
+def promql_with_values(expr: str, feature: str) -> str:
+    """Replaces Grafana variables with the values a user would select (the sample monitor,
+    `feature` as All (its allValue) or one feature) so that the query can be evaluated."""
+    values = {"monitor": SAMPLE_MONITOR, "feature": feature, "__rate_interval": "1m",
+              "__interval": "15s", "__range_s": "300", "__range": "5m"}
+    for k, v in values.items():
+        expr = re.sub(r"\$\{" + k + r"(:[a-z]+)?\}|\[\[" + k + r"\]\]|\$" + k + r"\b", v, expr)
+    left = re.findall(r"\$\{?\w+", expr)
+    assert not left, f"dashboard: unknown variable(s) {left} in {expr}"
+    return expr
 
 
 # ---- dashboard identity and variables -----------------------------------------------------
@@ -213,6 +301,50 @@ def test_dashboard_promql_parses(dashboard, require_tool, yaml_lib, tmp_path):
         output = "\n".join("    | " + line for line in proc.stdout.rstrip().splitlines())
         pytest.fail(f"dashboard: PromQL that Prometheus cannot parse:\n{where}\n"
                     f"promtool check rules said:\n{output}", pytrace=False)
+
+
+def test_dashboard_queries_return_data(dashboard, require_tool, yaml_lib, tmp_path):
+    """Every query, with `feature` at All and at one feature, evaluated by Prometheus's engine
+    (promtool test rules) on SAMPLE_SERIES, must return at least one finite sample: a
+    misspelt metric or label, a join that matches nothing (`on (monitor)` across series
+    without that label) or a division by zero leaves a panel empty or at NaN/Inf."""
+    all_value = variable(dashboard, "feature").get("allValue") or ".+"
+    cases = []  # (panel title, refId, expression as evaluated)
+    for p in query_panels(dashboard):
+        for t in p.get("targets") or []:
+            raw = (t.get("expr") or "").strip()
+            if not raw:
+                continue
+            for feature in (all_value, SAMPLE_FEATURES[0]):
+                expr = promql_with_values(raw, feature)
+                if expr not in (c[2] for c in cases):
+                    cases.append((p.get("title", "?"), t.get("refId"), expr))
+    assert cases, "dashboard: no PromQL expressions to evaluate"
+    eval_time = f"{SAMPLE_STEPS * 15}s"
+    # absent(q) is empty exactly when q has a sample; comparing with -Inf and +Inf keeps
+    # the finite ones only (NaN compares false).
+    tests = [{"expr": f"absent(({expr}) > -Inf < +Inf)", "eval_time": eval_time,
+              "exp_samples": []} for _, _, expr in cases]
+    (tmp_path / "no-rules.yml").write_text("groups: []\n", encoding="utf-8")
+    path = tmp_path / "dashboard-data.yml"
+    with open(path, "w", encoding="utf-8") as f:
+        yaml_lib.safe_dump({
+            "rule_files": ["no-rules.yml"],
+            "evaluation_interval": "15s",
+            "tests": [{"interval": "15s", "input_series": sample_series(),
+                       "promql_expr_test": tests}],
+        }, f, sort_keys=False)
+    proc = subprocess.run([require_tool("promtool"), "test", "rules", str(path)],
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
+    if proc.returncode != 0:
+        # promtool quotes each failing expression (Go %q, as JSON for these ASCII strings).
+        empty = [f"    panel `{title}` target {ref}: {expr}" for title, ref, expr in cases
+                 if json.dumps(f"absent(({expr}) > -Inf < +Inf)") in proc.stdout]
+        output = "\n".join("    | " + line for line in proc.stdout.rstrip().splitlines())
+        pytest.fail("dashboard: queries without finite data on the sample series "
+                    "(if a component publishes the metric, add its series to the sample series above):\n"
+                    + ("\n".join(empty) or "    (see promtool's output)")
+                    + f"\npromtool test rules said:\n{output}", pytrace=False)
 
 
 # ---- provisioning -------------------------------------------------------------------------

@@ -145,7 +145,7 @@ impl Evaluator {
             },
         };
         for _ in 0..MAX_CONFLICTS {
-            let d = Decision::of(&cfg, job.feature, evaluation.p_value, snapshot.as_ref());
+            let d = Decision::of(&cfg, job.feature, &evaluation, snapshot.as_ref());
             match self
                 .store
                 .record(&cfg, job, now_secs(), Some((&evaluation, &d)))

@@ -22,6 +22,39 @@ use std::cell::RefCell;
 
 pub use exact::KsScratch;
 
+#[cfg(test)]
+pub(crate) fn kstwo_sf_for_tests(d: f64, n: usize) -> f64 {
+    kolmogorov::kstwo_sf(d, n as f64)
+}
+
+/// The smallest D (to a relative 2^-50, rounded up) with `kstwo.sf(D, n) <= p`: the upper
+/// `p`-quantile of the exact one-sample two-sided statistic for `n` rows, which bounds how
+/// far an `n`-row ECDF strays from its population's, for any population (ties only make
+/// the statistic smaller). The alarm's thresholds are built from it.
+///
+/// Bisection on the survival function keeps the invariant `sf(hi) <= p` at every step, so
+/// the result never understates the quantile even where the method switches inside
+/// `kstwo` leave the survival function non-monotone in its last bits.
+pub fn kolmogorov_isf(p: f64, n: usize) -> f64 {
+    if n == 0 || p.is_nan() || p >= 1.0 {
+        return 0.0;
+    }
+    if p <= 0.0 {
+        return 1.0;
+    }
+    let nf = n as f64;
+    let (mut lo, mut hi) = (0.5 / nf, 1.0);
+    while hi - lo > f64::EPSILON * 4.0 * hi {
+        let mid = 0.5 * (lo + hi);
+        if kolmogorov::kstwo_sf(mid, nf) <= p {
+            hi = mid;
+        } else {
+            lo = mid;
+        }
+    }
+    hi
+}
+
 /// Which difference of the two CDFs the test is about (scipy's `alternative`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "kebab-case")]
