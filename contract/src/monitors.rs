@@ -23,6 +23,9 @@ pub struct Counters {
     /// Jobs skipped because a newer result was already stored.
     pub stale: u64,
     pub detections: u64,
+    /// Alarm episodes started over every feature (what `DriftDetected` fires on).
+    #[serde(default)]
+    pub episodes: u64,
     pub dead_letters: u64,
 }
 
@@ -46,6 +49,10 @@ pub struct MonitorView {
     /// Unix time in seconds; `null` until a first detection.
     pub last_detected_at: Option<f64>,
     pub counters: Counters,
+    /// Under the `ert` rule: each feature's KS-statistic threshold, fixed at registration
+    /// (empty under the per-evaluation rules).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub thresholds: BTreeMap<String, f64>,
     /// Every feature, `null` until it is first evaluated.
     #[schema(schema_with = results_schema)]
     pub results: BTreeMap<String, Option<FeatureResult>>,
@@ -90,8 +97,15 @@ impl MonitorView {
                 evaluations: s.evaluations,
                 stale: s.stale,
                 detections: s.detections,
+                episodes: s.episodes,
                 dead_letters: s.dead_letters,
             },
+            thresholds: cfg
+                .features
+                .iter()
+                .cloned()
+                .zip(cfg.thresholds.iter().copied())
+                .collect(),
             results: cfg
                 .features
                 .iter()
@@ -209,17 +223,20 @@ mod tests {
             results: vec![None, None],
         };
         let v = serde_json::to_value(MonitorView::new(&cfg, &status)).unwrap();
+        let c = cfg.thresholds[0];
         assert_eq!(
             v,
             json!({
                 "name": "m", "version": cfg.version, "features": ["a", "b"],
                 "params": {"window": 500, "stride": 100, "alpha": 0.05,
-                           "correction": "bonferroni", "dataset_drift_share": 0.5},
+                           "correction": "ert", "dataset_drift_share": 0.5,
+                           "ert": 10000.0, "reference_confidence": 0.95},
                 "reference_rows": 2, "rows": 7, "window_rows": 7, "status": "accumulating",
                 "features_drifting": 0, "drift_share": 0.0, "dataset_drifted": false,
                 "last_detected_at": null,
                 "counters": {"rounds": 0, "evaluations": 0, "stale": 0, "detections": 0,
-                             "dead_letters": 0},
+                             "episodes": 0, "dead_letters": 0},
+                "thresholds": {"a": c, "b": c},
                 "results": {"a": null, "b": null},
             })
         );

@@ -149,9 +149,43 @@ fn parse_pending(reply: &Value) -> Vec<StuckJob> {
         .collect()
 }
 
+/// Ids of the registry entries in an XREADGROUP reply.
+fn registry_ids(reply: &Value, registry: &str) -> Vec<String> {
+    let streams: Vec<(Value, Value)> = match reply {
+        Value::Array(items) => items
+            .iter()
+            .filter_map(|s| match s {
+                Value::Array(kv) if kv.len() == 2 => Some((kv[0].clone(), kv[1].clone())),
+                _ => None,
+            })
+            .collect(),
+        Value::Map(m) => m.clone(),
+        _ => Vec::new(),
+    };
+    let mut ids = Vec::new();
+    for (key, entries) in streams {
+        if text(&key).as_deref() != Some(registry) {
+            continue;
+        }
+        if let Value::Array(entries) = entries {
+            for e in entries {
+                if let Value::Array(parts) = e {
+                    ids.extend(parts.first().and_then(text));
+                }
+            }
+        }
+    }
+    ids
+}
+
 /// A consumer's reader of new jobs over every monitor's jobs stream. It owns a dedicated
 /// connection (a blocking read must not hold a pooled one, and its response timeout must
 /// exceed the block time), reconnecting after a connection error.
+///
+/// The same read also takes notices of new monitors from the registry stream, so that a
+/// blocked reader wakes up when a monitor is registered and reads its jobs from the first
+/// boundary on instead of after its next periodic refresh ([`JobReader::take_notice`]).
+/// One worker of the group gets each notice; the others find the monitor on their refresh.
 pub struct JobReader {
     url: String,
     keys: crate::Keys,
@@ -159,11 +193,18 @@ pub struct JobReader {
     block: Duration,
     response_timeout: Duration,
     conn: Option<redis::aio::MultiplexedConnection>,
+    noticed: bool,
 }
 
 impl JobReader {
     pub fn consumer(&self) -> &str {
         &self.consumer
+    }
+
+    /// Whether a read since the last call brought a notice of a new monitor or version
+    /// (then list the monitors again).
+    pub fn take_notice(&mut self) -> bool {
+        std::mem::take(&mut self.noticed)
     }
 
     /// Reads up to `count` jobs over `monitors`: with `own_pending`, those delivered to this
@@ -175,16 +216,15 @@ impl JobReader {
         own_pending: bool,
         count: usize,
     ) -> Result<Vec<Result<Job, Poison>>, StoreError> {
-        if monitors.is_empty() {
-            return Ok(Vec::new());
-        }
         if self.conn.is_none() {
             self.conn = Some(blocking_connection(&self.url, self.response_timeout).await?);
         }
         let Some(conn) = self.conn.as_mut() else {
             return Ok(Vec::new());
         };
-        let keys: Vec<String> = monitors.iter().map(|m| self.keys.jobs(m)).collect();
+        let registry = self.keys.registry();
+        let mut keys: Vec<String> = monitors.iter().map(|m| self.keys.jobs(m)).collect();
+        keys.push(registry.clone());
         let mut cmd = redis::cmd("XREADGROUP");
         cmd.arg("GROUP")
             .arg(GROUP)
@@ -195,11 +235,20 @@ impl JobReader {
             cmd.arg("BLOCK").arg(self.block.as_millis() as u64);
         }
         cmd.arg("STREAMS").arg(&keys);
-        for _ in monitors {
+        for _ in &keys {
             cmd.arg(if own_pending { "0" } else { ">" });
         }
         match cmd.query_async::<Value>(conn).await {
             Ok(reply) => {
+                let notices = registry_ids(&reply, &registry);
+                if !notices.is_empty() {
+                    self.noticed = true;
+                    // A notice lost to a crash before this XACK only delays discovery
+                    // until the next refresh.
+                    let mut ack = redis::cmd("XACK");
+                    ack.arg(&registry).arg(GROUP).arg(&notices);
+                    ack.query_async::<()>(conn).await?;
+                }
                 let streams: HashMap<String, String> =
                     keys.into_iter().zip(monitors.iter().cloned()).collect();
                 Ok(parse_read_reply(&reply, &streams))
@@ -226,14 +275,25 @@ impl Store {
             block,
             response_timeout: block + self.op_timeout,
             conn: None,
+            noticed: false,
         }
+    }
+
+    /// Creates the consumer group of the registry stream if missing (the registration
+    /// script creates it too; this covers a reader that starts before any registration).
+    pub async fn ensure_registry_group(&self) -> Result<(), StoreError> {
+        self.create_group(self.keys.registry()).await
     }
 
     /// Creates the consumer group of a monitor's jobs stream if missing.
     pub async fn ensure_group(&self, monitor: &str) -> Result<(), StoreError> {
+        self.create_group(self.keys.jobs(monitor)).await
+    }
+
+    async fn create_group(&self, stream: String) -> Result<(), StoreError> {
         let mut cmd = redis::cmd("XGROUP");
         cmd.arg("CREATE")
-            .arg(self.keys.jobs(monitor))
+            .arg(stream)
             .arg(GROUP)
             .arg("0")
             .arg("MKSTREAM");

@@ -52,6 +52,12 @@ impl Keys {
         format!("{}:monitors", self.prefix)
     }
 
+    /// Notices of newly registered monitors and versions, read by the workers in their job
+    /// read so that a new monitor's jobs are read from its first boundary on (capped).
+    pub fn registry(&self) -> String {
+        format!("{}:registry", self.prefix)
+    }
+
     /// `drift:{m}`: the start of every key of monitor `m`.
     pub fn base(&self, monitor: &str) -> String {
         format!("{}:{{{}}}", self.prefix, monitor)

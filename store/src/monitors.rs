@@ -47,7 +47,8 @@ impl Store {
             .key(k.monitors())
             .key(k.jobs(m))
             .key(k.state(m))
-            .key(k.seq(m));
+            .key(k.seq(m))
+            .key(k.registry());
         for f in &cfg.features {
             inv.key(k.window(m, f))
                 .key(k.result(m, f))

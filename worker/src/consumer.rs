@@ -20,8 +20,9 @@ pub struct ConsumerSettings {
     pub refresh: Duration,
 }
 
-/// Monitors, with their consumer groups ensured.
+/// Monitors, with their consumer groups (and the registry's) ensured.
 async fn refresh_monitors(ev: &Evaluator) -> Result<Vec<String>, StoreError> {
+    ev.store.ensure_registry_group().await?;
     let monitors = ev.store.monitors().await?;
     for m in &monitors {
         ev.store.ensure_group(m).await?;
@@ -59,18 +60,13 @@ pub async fn run(
                 }
             }
         }
-        if monitors.is_empty() {
-            pause(
-                &mut shutdown,
-                settings.block.min(Duration::from_millis(500)),
-            )
-            .await;
-            refreshed = None;
-            continue;
-        }
+        // With no monitor yet the read waits on the registry alone.
         match reader.read(&monitors, drain_own, settings.batch).await {
             Ok(items) => {
                 backoff.reset();
+                if reader.take_notice() {
+                    refreshed = None;
+                }
                 if drain_own && items.is_empty() {
                     drain_own = false;
                 }

@@ -8,11 +8,16 @@ use drift_core::{Evaluation, MonitorConfig};
 use drift_store::{Decision, Job, Poison, Recorded, Store, StoreError, WindowRead};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// How often a decision over every feature is retried when other evaluations keep being
 /// recorded in between; each conflict means another evaluation made progress.
 const MAX_CONFLICTS: usize = 16;
+
+/// How long a monitor's config is trusted without reading it again. Jobs name the
+/// reference version, which catches a new reference at once; a parameter change (a new
+/// rule, `ert`, `alpha`) keeps the version and is picked up within this time.
+const CONFIG_TTL: Duration = Duration::from_secs(2);
 
 /// Why a job could not be finished now.
 #[derive(Debug, thiserror::Error)]
@@ -31,7 +36,7 @@ type VersionedReference = (String, Arc<Reference>);
 pub struct Evaluator {
     pub store: Store,
     pub metrics: Arc<WorkerMetrics>,
-    configs: Mutex<HashMap<String, Arc<MonitorConfig>>>,
+    configs: Mutex<HashMap<String, (Instant, Arc<MonitorConfig>)>>,
     /// Sorted references per (monitor, feature), with the version they belong to.
     refs: Mutex<HashMap<(String, String), VersionedReference>>,
 }
@@ -52,14 +57,17 @@ impl Evaluator {
         }
     }
 
-    /// The monitor's config at the job's version, reloaded when the version moved.
+    /// The monitor's config at the job's version, reloaded when the version moved or the
+    /// cached copy is older than [`CONFIG_TTL`].
     async fn config_for(&self, job: &Job) -> Result<Option<Arc<MonitorConfig>>, StoreError> {
         let cached = self
             .configs
             .lock()
             .ok()
             .and_then(|c| c.get(&job.monitor).cloned());
-        if let Some(c) = cached.filter(|c| c.version == job.version) {
+        if let Some((_, c)) =
+            cached.filter(|(at, c)| c.version == job.version && at.elapsed() < CONFIG_TTL)
+        {
             return Ok(Some(c));
         }
         let Some(fresh) = self.store.config(&job.monitor).await? else {
@@ -67,7 +75,7 @@ impl Evaluator {
         };
         let fresh = Arc::new(fresh);
         if let Ok(mut c) = self.configs.lock() {
-            c.insert(job.monitor.clone(), fresh.clone());
+            c.insert(job.monitor.clone(), (Instant::now(), fresh.clone()));
         }
         Ok(Some(fresh))
     }

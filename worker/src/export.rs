@@ -4,7 +4,7 @@
 //! come from Redis, so they are global and survive restarts of any process. When Redis
 //! cannot be read in time, only `drift_redis_up 0` is served (never a 500 or a hang).
 
-use drift_core::{MonitorConfig, MonitorStatus};
+use drift_core::{Correction, MonitorConfig, MonitorStatus};
 use drift_service::metrics::registered;
 use drift_store::{JobsInfo, Store, StoreError};
 use prometheus::core::Collector;
@@ -30,7 +30,11 @@ struct Families {
     stale: IntCounterVec,
     rounds: IntCounterVec,
     alpha: GaugeVec,
+    p_threshold: GaugeVec,
     threshold: GaugeVec,
+    alarm: GaugeVec,
+    episodes: IntCounterVec,
+    ert: GaugeVec,
     up: prometheus::Gauge,
 }
 
@@ -69,7 +73,11 @@ impl Families {
             stale: family(&r, IntCounterVec::new, "drift_jobs_stale_total", "Jobs skipped because a newer boundary superseded them", m)?,
             rounds: family(&r, IntCounterVec::new, "drift_evaluation_rounds_total", "Evaluation boundaries crossed (one job per feature each)", m)?,
             alpha: family(&r, GaugeVec::new, "drift_monitor_alpha", "Family-wise significance level of the monitor", m)?,
-            threshold: family(&r, GaugeVec::new, "drift_feature_p_value_threshold", "Per-feature p-value threshold under Bonferroni (alpha / features); alpha otherwise", m)?,
+            p_threshold: family(&r, GaugeVec::new, "drift_feature_p_value_threshold", "Per-feature p-value threshold of the per-evaluation rules: alpha / features under Bonferroni, alpha otherwise", m)?,
+            threshold: family(&r, GaugeVec::new, "drift_feature_threshold", "KS statistic at or above which the ert rule flags the feature", mf)?,
+            alarm: family(&r, GaugeVec::new, "drift_feature_alarm", "1 from the start of an alarm episode until the feature is first back under its threshold", mf)?,
+            episodes: family(&r, IntCounterVec::new, "drift_alarm_episodes_total", "Alarm episodes started: exceedances after none in the previous ceil(window/stride) rounds", mf)?,
+            ert: family(&r, GaugeVec::new, "drift_monitor_ert_rounds", "Configured expected rounds between false-alarm rounds (ert rule)", m)?,
             up: registered(&r, prometheus::Gauge::new("drift_redis_up", "1 if the exporter could read Redis")?)?,
             registry: r,
         })
@@ -103,15 +111,23 @@ impl Families {
         self.stale.with_label_values(&[m]).inc_by(s.stale);
         self.rounds.with_label_values(&[m]).inc_by(s.rounds);
         self.alpha.with_label_values(&[m]).set(cfg.params.alpha);
-        // BH has no fixed cut-off; alpha is its largest possible one.
-        let threshold = cfg
-            .params
-            .correction
-            .p_value_threshold(cfg.params.alpha, cfg.features.len())
-            .unwrap_or(cfg.params.alpha);
-        self.threshold.with_label_values(&[m]).set(threshold);
-        for (f, r) in cfg.features.iter().zip(&st.results) {
+        let p = &cfg.params;
+        if p.correction == Correction::Ert {
+            self.ert.with_label_values(&[m]).set(p.ert);
+        } else {
+            // BH has no fixed cut-off; alpha is its largest possible one.
+            let t = p
+                .correction
+                .p_value_threshold(p.alpha, cfg.features.len())
+                .unwrap_or(p.alpha);
+            self.p_threshold.with_label_values(&[m]).set(t);
+        }
+        for (i, (f, r)) in cfg.features.iter().zip(&st.results).enumerate() {
             let l = [m, f.as_str()];
+            // Known from registration on, before the first evaluation.
+            if let Some(c) = cfg.threshold(i) {
+                self.threshold.with_label_values(&l).set(c);
+            }
             match r {
                 Some(r) => {
                     self.p_value.with_label_values(&l).set(r.p_value);
@@ -124,11 +140,17 @@ impl Families {
                         .set(r.evaluated_at);
                     self.evaluations.with_label_values(&l).inc_by(r.evaluations);
                     self.detections.with_label_values(&l).inc_by(r.detections);
+                    self.episodes.with_label_values(&l).inc_by(r.episodes);
+                    self.alarm
+                        .with_label_values(&l)
+                        .set(if r.alarm { 1.0 } else { 0.0 });
                 }
                 None => {
                     // Counters exist from the start so that increase() sees the first step.
                     self.evaluations.with_label_values(&l);
                     self.detections.with_label_values(&l);
+                    self.episodes.with_label_values(&l);
+                    self.alarm.with_label_values(&l).set(0.0);
                 }
             }
         }

@@ -4,13 +4,18 @@
 
 use drift_api::batch::parse_rows_body;
 use drift_api::routes::datadrift::snake;
-use drift_core::{Dataset, MonitorConfig, MonitorSpec, Params};
+use drift_core::{Correction, Dataset, MonitorConfig, MonitorSpec, Params};
 use proptest::prelude::*;
 use serde_json::{json, Value};
 
 fn cfg() -> MonitorConfig {
     let ds = Dataset::from_csv("a,b_c,d\n1,2,3\n".as_bytes(), &[]).unwrap();
-    MonitorSpec::new("m", &ds, Params::default(), 10)
+    // One reference row: no ert threshold is reachable, a per-evaluation rule is.
+    let params = Params {
+        correction: Correction::Bonferroni,
+        ..Params::default()
+    };
+    MonitorSpec::new("m", &ds, params, 10)
         .unwrap()
         .config
 }

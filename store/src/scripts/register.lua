@@ -2,9 +2,11 @@
 -- change nothing. A new reference version clears results and state (results of two
 -- reference versions are never mixed); a changed feature list also clears the windows
 -- and the row counter of the old features.
--- KEYS[1]=config KEYS[2]=monitors KEYS[3]=jobs KEYS[4]=state KEYS[5]=seq
---   then per new feature i (1..nf): KEYS[5+3i-2]=win_i KEYS[5+3i-1]=res_i KEYS[5+3i]=ref_i
---   then per old feature j: KEYS[5+3nf+3j-2]=win_j KEYS[5+3nf+3j-1]=res_j KEYS[5+3nf+3j]=ref_j
+-- A new monitor or version is announced on the registry stream, which workers read with
+-- their jobs, so that they read the new jobs stream before its first boundary is crossed.
+-- KEYS[1]=config KEYS[2]=monitors KEYS[3]=jobs KEYS[4]=state KEYS[5]=seq KEYS[6]=registry
+--   then per new feature i (1..nf): KEYS[6+3i-2]=win_i KEYS[6+3i-1]=res_i KEYS[6+3i]=ref_i
+--   then per old feature j: KEYS[6+3nf+3j-2]=win_j KEYS[6+3nf+3j-1]=res_j KEYS[6+3nf+3j]=ref_j
 -- ARGV[1]=version ARGV[2]=config json ARGV[3]=window ARGV[4]=stride ARGV[5]=nf
 -- ARGV[6]=monitor name ARGV[7]=group ARGV[8]=features joined by \n
 -- ARGV[9]=old features joined by \n, as the caller read them (their keys follow the new ones)
@@ -17,7 +19,11 @@ if (cur[3] or '') ~= ARGV[9] then
   return redis.error_reply('STALECONFIG the monitor was registered concurrently; retry')
 end
 redis.pcall('XGROUP', 'CREATE', KEYS[3], ARGV[7], '0', 'MKSTREAM')
-redis.call('SADD', KEYS[2], ARGV[6])
+redis.pcall('XGROUP', 'CREATE', KEYS[6], ARGV[7], '0', 'MKSTREAM')
+local added = redis.call('SADD', KEYS[2], ARGV[6]) == 1
+if added or cur[1] ~= ARGV[1] then
+  redis.call('XADD', KEYS[6], 'MAXLEN', '~', 1000, '*', 'm', ARGV[6], 'v', ARGV[1])
+end
 if cur[1] == ARGV[1] and cur[2] == ARGV[2] then
   return 0
 end
@@ -26,15 +32,15 @@ if cur[1] == ARGV[1] then
   return 1
 end
 if cur[3] and cur[3] ~= ARGV[8] then
-  for k = 6 + 3 * nf, #KEYS do
+  for k = 7 + 3 * nf, #KEYS do
     redis.call('DEL', KEYS[k])
   end
   redis.call('DEL', KEYS[5])
 end
 redis.call('DEL', KEYS[4])
 for i = 1, nf do
-  redis.call('DEL', KEYS[5 + 3 * i - 1])
-  redis.call('SET', KEYS[5 + 3 * i], ARGV[9 + i])
+  redis.call('DEL', KEYS[6 + 3 * i - 1])
+  redis.call('SET', KEYS[6 + 3 * i], ARGV[9 + i])
 end
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'json', ARGV[2], 'window', ARGV[3],
   'stride', ARGV[4], 'nf', ARGV[5], 'features', ARGV[8])

@@ -1,8 +1,9 @@
 //! One decision rule, read the same everywhere: after a run with drift on some features,
 //! the API status, the exporter's gauges and the evaluation history all show exactly what
-//! `drift_core::alarm` decides on the stored p-values, for every correction.
+//! `drift_core::alarm` decides on the stored p-values (statistics and thresholds under
+//! `ert`), for every rule, and agree on alarm episodes.
 
-use drift_core::alarm::{dataset_drift_min_features, decide};
+use drift_core::alarm::{dataset_drift_min_features, decide, flag};
 use drift_core::Correction;
 use drift_testkit::rows::*;
 use drift_testkit::Stack;
@@ -42,8 +43,10 @@ async fn check(correction: Correction) {
     let client = stack.client();
     let mut rng = rng(21);
     // A strong and a faint shift, so that rules differ at the margin, over several rounds.
+    // The strong one stays over the ert threshold (0.33 at window 100) when the final round
+    // tops the window up with unshifted rows.
     for _ in 0..6 {
-        let mut body = rows(&mut rng, 50, Some(("mean_radius", 1.5)));
+        let mut body = rows(&mut rng, 50, Some(("mean_radius", 3.0)));
         let faint = rows(&mut rng, 50, Some(("mean_texture", 0.6)));
         let i = body["columns"]
             .as_array()
@@ -76,7 +79,19 @@ async fn check(correction: Correction) {
         .iter()
         .map(|f| result(f).is_some_and(|r| r.drifted))
         .collect();
-    let want = decide(&p, cfg.params.alpha, correction);
+    let want = match correction {
+        Correction::Ert => features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                result(f).is_some_and(|r| {
+                    assert_eq!(r.threshold, cfg.threshold(i), "stored threshold of {f}");
+                    flag(correction, 0.0, 0, r.p_value, r.statistic, cfg.threshold(i))
+                })
+            })
+            .collect(),
+        _ => decide(&p, cfg.params.alpha, correction),
+    };
     assert_eq!(
         api_flags, want,
         "{correction}: API flags differ from the rule"
@@ -112,6 +127,57 @@ async fn check(correction: Correction) {
         series(&text, "drift_features_drifting").get(""),
         Some(&(n as f64))
     );
+    let thresholds = series(&text, "drift_feature_threshold");
+    let alarms = series(&text, "drift_feature_alarm");
+    let episodes = series(&text, "drift_alarm_episodes_total");
+    let history_all = stack.store().history(&cfg, None, 100_000).await.unwrap();
+    let mut total_episodes = 0;
+    for (i, f) in features.iter().enumerate() {
+        assert_eq!(
+            thresholds.get(f).copied(),
+            cfg.threshold(i),
+            "{correction}: exporter threshold of {f}"
+        );
+        let r = result(f);
+        let (api_alarm, api_episodes) = r.as_ref().map_or((false, 0), |r| (r.alarm, r.episodes));
+        assert_eq!(
+            alarms.get(f),
+            Some(&f64::from(u8::from(api_alarm))),
+            "{correction}: alarm of {f}"
+        );
+        assert_eq!(
+            episodes.get(f),
+            Some(&(api_episodes as f64)),
+            "{correction}: episodes of {f}"
+        );
+        let started = history_all
+            .iter()
+            .filter(|h| &h.feature == f && h.episode)
+            .count() as u64;
+        let exceeded = history_all
+            .iter()
+            .filter(|h| &h.feature == f && h.drifted)
+            .count() as u64;
+        assert_eq!(
+            started, api_episodes,
+            "{correction}: history's episodes of {f}"
+        );
+        assert!(
+            api_episodes <= exceeded,
+            "{correction}: more episodes than exceedances for {f}"
+        );
+        if correction.is_local() && want[i] {
+            assert!(
+                api_episodes >= 1,
+                "{correction}: {f} flagged without an episode"
+            );
+        }
+        total_episodes += api_episodes;
+    }
+    assert_eq!(
+        view.counters.episodes, total_episodes,
+        "{correction}: monitor episodes"
+    );
 
     let history = stack.store().history(&cfg, None, 100_000).await.unwrap();
     let last = history
@@ -137,6 +203,11 @@ async fn check(correction: Correction) {
         let i = cfg.feature_index(&last.feature).unwrap_or_default();
         assert_eq!(last.drifted, want[i], "{correction}: history's last flag");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn api_exporter_and_history_agree_with_the_rule_under_ert() {
+    check(Correction::Ert).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

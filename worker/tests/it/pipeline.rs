@@ -478,3 +478,75 @@ fn sigterm_lets_a_worker_finish_and_exit_zero() {
     };
     assert!(status.success(), "exit status {status}");
 }
+
+/// Workers learn of a new monitor from the registry notice its registration writes, not
+/// from their periodic refresh (set to a minute here): a monitor fed right after its `PUT`
+/// has every boundary evaluated from the first, none skipped as stale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_new_monitor_is_evaluated_from_its_first_boundary() {
+    let stack = Stack::builder()
+        .prefix(P)
+        .apis(1)
+        .workers(2)
+        .api_config(|c| c.admin_token = Some(drift_api::config::Secret("tok".into())))
+        .worker_config(|c| c.refresh_ms = 60_000)
+        .start()
+        .await;
+    let c = stack.api(0).client();
+    // Let both workers finish their first listing and block in their read.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut csv = String::from("u,v,w\n");
+    for i in 0..300 {
+        let x = i as f64;
+        let row = [
+            (x * 0.618).fract(),
+            (x * 0.377).fract(),
+            (x * 0.271).fract(),
+        ];
+        csv.push_str(&format!("{},{},{}\n", row[0], row[1], row[2]));
+    }
+    let req = c
+        .http()
+        .put(c.url("/v1/monitors/fresh?window=50&stride=10"))
+        .bearer_auth("tok")
+        .body(csv);
+    let _: Value = c.call(req, 201).await;
+    let mut from = 0;
+    for n in [50, 10, 10, 10, 10, 10] {
+        let data: Vec<[f64; 3]> = (from..from + n)
+            .map(|i| {
+                let x = i as f64 + 0.5;
+                [
+                    (x * 0.618).fract(),
+                    (x * 0.377).fract(),
+                    (x * 0.271).fract(),
+                ]
+            })
+            .collect();
+        from += n;
+        let body = serde_json::json!({"columns": ["u", "v", "w"], "data": data});
+        let (status, b) = c
+            .send(c.http().post(c.url("/v1/monitors/fresh/rows")).json(&body))
+            .await;
+        assert_eq!(status, 202, "{b}");
+        tokio::time::sleep(Duration::from_millis(150)).await;
+    }
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let v: Value = c.get("/v1/monitors/fresh", 200).await;
+        let counters = &v["counters"];
+        if counters["evaluations"].as_u64().unwrap_or(0) + counters["stale"].as_u64().unwrap_or(0)
+            >= 18
+        {
+            assert_eq!(counters["rounds"], 6, "{v}");
+            assert_eq!(counters["evaluations"], 18, "every boundary evaluated: {v}");
+            assert_eq!(counters["stale"], 0, "{v}");
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new monitor's jobs were not all handled: {v}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
