@@ -15,9 +15,7 @@ fn cfg() -> MonitorConfig {
         correction: Correction::Bonferroni,
         ..Params::default()
     };
-    MonitorSpec::new("m", &ds, params, 10)
-        .unwrap()
-        .config
+    MonitorSpec::new("m", &ds, params, 10).unwrap().config
 }
 
 fn check(body: &[u8]) {
