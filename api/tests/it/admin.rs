@@ -196,3 +196,53 @@ fn tokens_never_reach_the_logs() {
         .unwrap();
     assert!(!String::from_utf8_lossy(&help.stdout).contains("s3cret"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_ert_rule_and_its_parameters_are_set_per_monitor() {
+    let redis = RedisServer::start();
+    let srv = spawn_api(&redis.url(), P, |c| {
+        c.admin_token = Some(Secret(TOKEN.into()));
+    })
+    .await;
+    srv.wait_ready().await;
+    let c = srv.client();
+    // The default monitor runs the ert rule with its thresholds fixed at registration.
+    let m: Value = c.get("/v1/monitors/breast_cancer", 200).await;
+    assert_eq!(m["params"]["correction"], "ert");
+    assert_eq!(m["params"]["ert"], 10000.0);
+    assert_eq!(m["params"]["reference_confidence"], 0.95);
+    let c0 = drift_core::alarm::ert_threshold(569, 500, 30, 10_000.0, 0.95);
+    assert_eq!(m["thresholds"]["mean_radius"].as_f64(), Some(c0));
+    assert_eq!(m["thresholds"].as_object().map(|t| t.len()), Some(30));
+
+    let url = "/v1/monitors/e?window=100&stride=20&exclude=label&ert=500&reference_confidence=0.9";
+    let v: Value = c.call(put(&c, url, Some(TOKEN), csv(0.0)), 201).await;
+    let want = drift_core::alarm::ert_threshold(200, 100, 2, 500.0, 0.9);
+    assert_eq!(v["monitor"]["thresholds"], json!([want, want]));
+    let m: Value = c.get("/v1/monitors/e", 200).await;
+    assert_eq!(m["thresholds"]["x"].as_f64(), Some(want));
+    // A per-evaluation rule has no statistic threshold.
+    let url = "/v1/monitors/e?window=100&stride=20&exclude=label&correction=bonferroni";
+    let v: Value = c.call(put(&c, url, Some(TOKEN), csv(0.0)), 200).await;
+    assert_eq!(v["outcome"], "params_updated");
+    assert!(v["monitor"].get("thresholds").is_none(), "{v}");
+    let m: Value = c.get("/v1/monitors/e", 200).await;
+    assert!(m.get("thresholds").is_none(), "{m}");
+    // Out-of-range parameters, and a window too short for any statistic to reach the
+    // threshold, are refused and change nothing.
+    for q in [
+        "ert=0.5",
+        "ert=1e13",
+        "reference_confidence=1",
+        "reference_confidence=0",
+        "window=2&stride=1",
+    ] {
+        let url = format!("/v1/monitors/e?exclude=label&{q}");
+        let msg = c
+            .error(put(&c, &url, Some(TOKEN), csv(0.0)), 422, "invalid_monitor")
+            .await;
+        assert!(!msg.is_empty(), "{q}");
+    }
+    let m: Value = c.get("/v1/monitors/e", 200).await;
+    assert_eq!(m["params"]["correction"], "bonferroni", "{m}");
+}
