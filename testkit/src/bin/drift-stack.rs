@@ -52,6 +52,13 @@ struct Args {
     /// Port of Prometheus on 127.0.0.1 (0: a free port).
     #[arg(long, env = "DRIFT_STACK_PROMETHEUS_PORT", default_value_t = 0)]
     prometheus_port: u16,
+    /// Admin token of the API replicas (PUT/DELETE of monitors; the calibration run needs
+    /// it). Without it the admin routes are disabled.
+    #[arg(long, env = "DRIFT_STACK_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Most monitors the API replicas accept.
+    #[arg(long, env = "DRIFT_STACK_MAX_MONITORS", default_value_t = 100)]
+    max_monitors: usize,
     /// Where to write the addresses (JSON) once everything is up; removed at exit.
     #[arg(long, env = "DRIFT_STACK_INFO")]
     info: Option<PathBuf>,
@@ -96,6 +103,7 @@ fn main() -> anyhow::Result<()> {
 
 async fn start(args: &Args) -> Stack {
     let (window, stride) = (args.window, args.stride);
+    let (token, max_monitors) = (args.admin_token.clone(), args.max_monitors);
     Stack::builder()
         .prefix(&args.key_prefix)
         .apis(args.apis.into())
@@ -106,6 +114,8 @@ async fn start(args: &Args) -> Stack {
         .api_config(move |c| {
             c.window = window;
             c.stride = stride;
+            c.admin_token = token.clone().map(drift_api::config::Secret);
+            c.max_monitors = max_monitors;
         })
         .start()
         .await
