@@ -14,7 +14,7 @@ use std::collections::HashMap;
 struct RawBatch {
     columns: Option<Vec<String>>,
     data: Option<Vec<Vec<f64>>>,
-    rows: Option<Vec<HashMap<String, f64>>>,
+    rows: Option<Vec<RowFields>>,
     /// The prototype's pandas "split" frame: `{"features": {"columns": [...], "data": [...]}}`.
     features: Option<Frame>,
 }
@@ -24,6 +24,33 @@ struct RawBatch {
 struct Frame {
     columns: Vec<String>,
     data: Vec<Vec<f64>>,
+}
+
+/// One object of the `rows` form, its fields in body order with duplicates kept: a JSON
+/// object with a repeated key is refused (a map would silently keep the last value).
+struct RowFields(Vec<(String, f64)>);
+
+impl<'de> Deserialize<'de> for RowFields {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Fields;
+        impl<'de> serde::de::Visitor<'de> for Fields {
+            type Value = RowFields;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an object of feature values")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RowFields, A::Error> {
+                let mut out = Vec::with_capacity(map.size_hint().unwrap_or(0).min(1024));
+                while let Some(entry) = map.next_entry::<String, f64>()? {
+                    out.push(entry);
+                }
+                Ok(RowFields(out))
+            }
+        }
+        d.deserialize_map(Fields)
+    }
 }
 
 /// A batch in the columns form, before it is matched against a monitor.
@@ -74,6 +101,22 @@ pub fn parse_rows_body(body: &[u8]) -> Result<ColumnsBatch, ApiError> {
             rows: Some(rows),
             features: None,
         } => {
+            let mut maps = Vec::with_capacity(rows.len());
+            for (i, RowFields(fields)) in rows.into_iter().enumerate() {
+                let n = fields.len();
+                let mut map = HashMap::with_capacity(n);
+                for (k, v) in fields {
+                    if map.contains_key(&k) {
+                        return Err(ApiError::new(
+                            ErrorCode::DuplicateFeature,
+                            format!("row {i} has feature `{}` more than once", truncate(&k)),
+                        ));
+                    }
+                    map.insert(k, v);
+                }
+                maps.push(map);
+            }
+            let rows = maps;
             // Column order is taken from the first row; every row must have the same keys.
             let mut columns: Vec<String> = rows
                 .first()
@@ -285,6 +328,12 @@ mod tests {
             ),
             (r#"{"rows":[{"a":1}]}"#, "missing_features"),
             (r#"{"rows":[{"a":1,"b":2},{"a":1}]}"#, "wrong_arity"),
+            // A repeated key is refused, not resolved to its last value.
+            (r#"{"rows":[{"a":1,"b":2,"a":999}]}"#, "duplicate_feature"),
+            (
+                r#"{"rows":[{"a":1,"b":2},{"b":1,"b":2}]}"#,
+                "duplicate_feature",
+            ),
             (r#"{"rows":[],"columns":["a"]}"#, "invalid_batch"),
             (
                 r#"{"columns":["a","b"],"data":[[1,2]],"x":1}"#,

@@ -9,16 +9,21 @@ use sha2::{Digest, Sha256};
 pub const MAX_MONITOR_NAME: usize = 64;
 /// Longest feature name accepted.
 pub const MAX_FEATURE_NAME: usize = 128;
+/// Largest window and stride: a window is held in Redis per feature (8 bytes a row, plus
+/// one stride), and the ingest script's arithmetic must stay exact.
+pub const MAX_WINDOW: usize = 1_000_000;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ConfigError {
-    #[error("monitor name `{0}` is invalid: use 1-64 characters from [A-Za-z0-9_.-]")]
+    #[error(
+        "monitor name `{0}` is invalid: use 1-64 characters from [A-Za-z0-9_.-], not only dots"
+    )]
     MonitorName(String),
     #[error("feature name `{0}` is invalid: use 1-128 printable characters without braces")]
     FeatureName(String),
-    #[error("window must be at least 2 rows (got {0})")]
+    #[error("window must be 2 to 1000000 rows (got {0})")]
     Window(usize),
-    #[error("stride must be at least 1 row (got {0})")]
+    #[error("stride must be 1 to 1000000 rows (got {0})")]
     Stride(usize),
     #[error("alpha must be in (0, 1) (got {0})")]
     Alpha(f64),
@@ -89,10 +94,10 @@ impl Default for Params {
 
 impl Params {
     pub fn validate(&self) -> Result<(), ConfigError> {
-        if self.window < 2 {
+        if !(2..=MAX_WINDOW).contains(&self.window) {
             return Err(ConfigError::Window(self.window));
         }
-        if self.stride < 1 {
+        if !(1..=MAX_WINDOW).contains(&self.stride) {
             return Err(ConfigError::Stride(self.stride));
         }
         if !(self.alpha > 0.0 && self.alpha < 1.0) {
@@ -153,7 +158,9 @@ pub fn validate_monitor_name(name: &str) -> Result<(), ConfigError> {
         && name.len() <= MAX_MONITOR_NAME
         && name
             .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        // `.` and `..` are path segments to every proxy and client library.
+        && !name.bytes().all(|b| b == b'.');
     if ok {
         Ok(())
     } else {
@@ -281,6 +288,22 @@ mod tests {
         assert!(validate_monitor_name("a b").is_err());
         assert!(validate_monitor_name("a}").is_err());
         assert!(validate_monitor_name(&"a".repeat(65)).is_err());
+        for dots in [".", "..", "..."] {
+            assert!(validate_monitor_name(dots).is_err(), "{dots}");
+        }
+        assert!(validate_monitor_name("v1.2").is_ok());
+        for (window, stride) in [
+            (100_000_000_000_000_000, 1),
+            (500, 100_000_000_000_000_000),
+            (usize::MAX, 1),
+        ] {
+            let p = Params {
+                window,
+                stride,
+                ..Params::default()
+            };
+            assert!(p.validate().is_err(), "{window} {stride}");
+        }
         let p = Params {
             alpha: 1.5,
             ..Params::default()

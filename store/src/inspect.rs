@@ -150,4 +150,18 @@ impl Store {
         }
         self.query(cmd).await
     }
+
+    /// Fault injection: overwrites one field of the monitor's stored config hash (as an
+    /// older version or a hand edit could leave it), bypassing validation.
+    pub async fn tamper_config(
+        &self,
+        monitor: &str,
+        field: &str,
+        value: &str,
+    ) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("HSET");
+        cmd.arg(self.keys.config(monitor)).arg(field).arg(value);
+        let _: i64 = self.query(cmd).await?;
+        Ok(())
+    }
 }

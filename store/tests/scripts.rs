@@ -359,3 +359,31 @@ async fn ert_flags_statistics_at_the_threshold_and_counts_episodes_as_the_alarm_
     assert_eq!(starts, vec![0, 9, 18]);
     assert!(history.iter().all(|h| h.threshold == Some(c)));
 }
+
+#[tokio::test]
+async fn an_invalid_stored_config_fails_the_ingest_before_any_write() {
+    let (_redis, store, cfg) = registered("m", small(2, 1, Correction::Bonferroni)).await;
+    store.ingest(&cfg, &vec![vec![1.0, 2.0]; 5]).await.unwrap();
+    for (field, value) in [
+        ("window", "100000000000000000"),
+        ("stride", "1e17"),
+        ("window", "2.5"),
+    ] {
+        store.tamper_config("m", field, value).await.unwrap();
+        let err = store.ingest(&cfg, &vec![vec![1.0; 3]; 5]).await;
+        assert!(err.is_err(), "{field}={value} accepted");
+        assert_eq!(store.rows("m").await.unwrap(), 2, "{field}={value}");
+        for f in ["a", "b", "c", "d", "e"] {
+            // Window of 2 plus one stride of 1.
+            assert_eq!(
+                store.window_len("m", f).await.unwrap(),
+                2,
+                "{field}={value}: {f}"
+            );
+        }
+        store
+            .tamper_config("m", field, if field == "window" { "2" } else { "1" })
+            .await
+            .unwrap();
+    }
+}

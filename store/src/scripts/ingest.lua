@@ -13,7 +13,14 @@ if cfg[1] ~= ARGV[1] then
 end
 local window, stride, nf = tonumber(cfg[2]), tonumber(cfg[3]), tonumber(cfg[4])
 local n = tonumber(ARGV[2])
-if #KEYS ~= 5 + nf or #ARGV ~= 4 + nf * n or n < 1 then
+-- Everything is checked before the first write: a batch is applied whole or not at all.
+local function int_in(x, lo, hi)
+  return x and x == math.floor(x) and x >= lo and x <= hi
+end
+if not (int_in(window, 2, 1000000) and int_in(stride, 1, 1000000) and int_in(nf, 1, 100000)) then
+  return redis.error_reply('BADCONFIG monitor config has an invalid window, stride or feature count')
+end
+if not int_in(n, 1, 10000000) or #KEYS ~= 5 + nf or #ARGV ~= 4 + nf * n then
   return redis.error_reply('BADBATCH batch shape does not match the monitor')
 end
 -- Windows keep one stride more than the window so that a job can read exactly the
