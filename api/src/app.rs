@@ -2,6 +2,8 @@
 
 use crate::auth::{self, Tokens};
 use crate::config::ApiConfig;
+use crate::http::{self, ServerLimits};
+use crate::limits::{self, BodyDeadline, MaxBody};
 use crate::metrics::{self, HttpMetrics};
 use crate::openapi;
 use crate::routes::{admin, datadrift, health, ingest, monitors, predict};
@@ -10,7 +12,7 @@ use crate::state::{AppState, Limits};
 use anyhow::Context;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
-use axum::routing::{get, post, put};
+use axum::routing::{get, post, put, MethodRouter};
 use axum::Router;
 use drift_core::dataset::DEFAULT_MONITOR;
 use drift_core::model::LogisticModel;
@@ -21,16 +23,31 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-pub fn router(state: Arc<AppState>, max_body_bytes: usize, max_reference_bytes: usize) -> Router {
+pub fn router(
+    state: Arc<AppState>,
+    max_body_bytes: usize,
+    max_reference_bytes: usize,
+    body_timeout: Duration,
+) -> Router {
     let metrics = state.metrics.clone();
     let admin = || middleware::from_fn_with_state(state.tokens.clone(), auth::admin_only);
     let ingest = || middleware::from_fn_with_state(state.tokens.clone(), auth::ingest_only);
+    let declared = |n| middleware::from_fn_with_state(MaxBody(n), limits::declared_length);
+    let json = || middleware::from_fn(limits::json_only);
     // Route layers run only once a route and method matched, so a 404 or 405 never asks
-    // for a token, and the token is checked before any extractor reads the request.
+    // for a token, and the token is checked before any extractor reads the request: the
+    // order is token (401/403), declared length (413), media type (415), then the handler.
+    // (The last `route_layer` added runs first.)
     let admin_monitor = put(admin::put_monitor)
         .layer(DefaultBodyLimit::max(max_reference_bytes))
+        .layer(declared(max_reference_bytes))
         .delete(admin::delete_monitor)
         .route_layer(admin());
+    let ingesting = |r: MethodRouter<Arc<AppState>>| {
+        r.route_layer(json())
+            .route_layer(declared(max_body_bytes))
+            .route_layer(ingest())
+    };
     Router::new()
         .route("/v1/monitors", get(monitors::list))
         .route(
@@ -39,22 +56,18 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize, max_reference_bytes: 
         )
         .route(
             "/v1/monitors/{monitor}/reset",
-            post(admin::reset_monitor).route_layer(admin()),
+            post(admin::reset_monitor)
+                .route_layer(declared(max_body_bytes))
+                .route_layer(admin()),
         )
         .route(
             "/v1/monitors/{monitor}/rows",
-            post(ingest::ingest_rows).route_layer(ingest()),
+            ingesting(post(ingest::ingest_rows)),
         )
         .route("/v1/monitors/{monitor}/history", get(monitors::history))
-        .route(
-            "/datadrift",
-            post(datadrift::datadrift).route_layer(ingest()),
-        )
-        .route("/v1/predict", post(predict::predict).route_layer(ingest()))
-        .route(
-            "/get-prediction",
-            post(predict::predict).route_layer(ingest()),
-        )
+        .route("/datadrift", ingesting(post(datadrift::datadrift)))
+        .route("/v1/predict", ingesting(post(predict::predict)))
+        .route("/get-prediction", ingesting(post(predict::predict)))
         .route("/healthz", get(health::healthz))
         .route("/readyz", get(health::readyz))
         .route("/metrics", get(health::metrics))
@@ -62,11 +75,24 @@ pub fn router(state: Arc<AppState>, max_body_bytes: usize, max_reference_bytes: 
         .fallback(health::not_found)
         .method_not_allowed_fallback(health::method_not_allowed)
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(middleware::from_fn_with_state(
+            BodyDeadline(body_timeout),
+            limits::body_deadline,
+        ))
         .layer(axum::middleware::from_fn_with_state(
             metrics,
             metrics::track,
         ))
         .with_state(state)
+}
+
+/// The server's connection limits from the configuration.
+pub fn server_limits(cfg: &ApiConfig) -> ServerLimits {
+    ServerLimits {
+        header_timeout: Duration::from_millis(cfg.header_timeout_ms.max(1)),
+        idle_timeout: Duration::from_millis(cfg.idle_timeout_ms.max(1)),
+        max_connections: cfg.max_connections,
+    }
 }
 
 /// Builds the replica's state: store, metrics and the monitors it registers.
@@ -145,10 +171,14 @@ pub async fn run(
         }
         task
     });
-    let app = router(state.clone(), cfg.max_body_bytes, cfg.max_reference_bytes);
+    let app = router(
+        state.clone(),
+        cfg.max_body_bytes,
+        cfg.max_reference_bytes,
+        Duration::from_millis(cfg.body_timeout_ms.max(1)),
+    );
     tracing::info!(addr = %listener.local_addr()?, "drift-api listening");
-    let served = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
+    let served = http::serve(listener, app, server_limits(&cfg), shutdown)
         .await
         .context("serving HTTP");
     // In-flight requests are done: flush the prediction rows still buffered.
@@ -184,7 +214,12 @@ mod tests {
         cfg.admin_token = Some(Secret("tok".into()));
         tweak(&mut cfg);
         let state = build_state(&cfg).unwrap();
-        router(state, cfg.max_body_bytes, cfg.max_reference_bytes)
+        router(
+            state,
+            cfg.max_body_bytes,
+            cfg.max_reference_bytes,
+            Duration::from_secs(30),
+        )
     }
 
     async fn call(
@@ -194,7 +229,10 @@ mod tests {
         token: Option<&str>,
         body: &str,
     ) -> (u16, Value) {
-        let mut req = Request::builder().method(method).uri(uri);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("content-type", "application/json");
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }

@@ -83,6 +83,21 @@ pub struct ApiConfig {
     /// are superseded by newer jobs by then).
     #[arg(long, env = "DRIFT_JOBS_MAXLEN", default_value_t = Caps::DEFAULT.jobs)]
     pub jobs_maxlen: u64,
+    /// Time a client has to send a request head, in milliseconds; the connection is closed
+    /// after it (slow or half-sent headers).
+    #[arg(long, env = "DRIFT_HEADER_TIMEOUT_MS", default_value_t = 5_000)]
+    pub header_timeout_ms: u64,
+    /// Time a client has to send a whole request body, in milliseconds, counted from its
+    /// head (a body that trickles or never comes).
+    #[arg(long, env = "DRIFT_BODY_TIMEOUT_MS", default_value_t = 30_000)]
+    pub body_timeout_ms: u64,
+    /// Time a keep-alive connection may stay open without a request, in milliseconds.
+    #[arg(long, env = "DRIFT_IDLE_TIMEOUT_MS", default_value_t = 60_000)]
+    pub idle_timeout_ms: u64,
+    /// Most client connections served at once (lowered to fit the open-files limit); a few
+    /// more are accepted to answer `/healthz` and `/readyz` only, the rest wait.
+    #[arg(long, env = "DRIFT_MAX_CONNECTIONS", default_value_t = 4096)]
+    pub max_connections: usize,
 }
 
 /// A value that must never reach a log: its `Debug` is redacted.

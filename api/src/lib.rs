@@ -6,6 +6,8 @@ pub mod batch;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod http;
+pub mod limits;
 pub mod metrics;
 pub mod monitors_file;
 pub mod openapi;

@@ -81,7 +81,8 @@ fn method_label(method: &Method) -> &'static str {
         Method::OPTIONS => "OPTIONS",
         Method::TRACE => "TRACE",
         Method::CONNECT => "CONNECT",
-        _ => "other",
+        // The OpenTelemetry convention for methods outside the known set.
+        _ => "_OTHER",
     }
 }
 
@@ -117,7 +118,7 @@ mod tests {
         assert_eq!(method_label(&Method::GET), "GET");
         assert_eq!(
             method_label(&Method::from_bytes(b"QUERY").unwrap()),
-            "other"
+            "_OTHER"
         );
     }
 }

@@ -188,9 +188,9 @@ pub struct HistoryQuery {
     #[param(pattern = r"^[0-9]+-[0-9]+$", example = "1700000000000-0")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub after: Option<String>,
-    /// Entries per page, 1 to 10000 (default 1000; values outside are clamped). Larger
-    /// than the server's `usize` is refused, so the schema states the 64-bit bound.
-    #[param(maximum = 18446744073709551615_u64)]
+    /// Entries per page, 1 to 10000 (default 1000; 0 is refused, larger values are capped).
+    /// Larger than the server's `usize` is refused, so the schema states the 64-bit bound.
+    #[param(minimum = 1, maximum = 18446744073709551615_u64)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub limit: Option<usize>,
 }

@@ -155,7 +155,10 @@ impl LogisticModel {
         self.mean.len()
     }
 
-    /// Probability of class 1 for one row of raw (unstandardised) features.
+    /// Probability of class 1 for one row of raw (unstandardised) features. Any finite row
+    /// gets a finite probability: a standardised value is capped at ±1e150 (far beyond any
+    /// data, where the answer is 0 or 1 anyway), so that ±1e308 inputs cannot overflow to
+    /// infinities of both signs, whose sum would be NaN.
     pub fn probability(&self, row: &[f64]) -> Result<f64, ModelError> {
         if row.len() != self.mean.len() {
             return Err(ModelError::Arity {
@@ -169,7 +172,7 @@ impl LogisticModel {
                 .zip(&self.mean)
                 .zip(&self.scale)
                 .zip(&self.coef[1..])
-                .map(|(((v, m), s), w)| (v - m) / s * w)
+                .map(|(((v, m), s), w)| ((v - m) / s).clamp(-1e150, 1e150) * w)
                 .sum::<f64>();
         Ok(sigmoid(z))
     }
@@ -232,5 +235,22 @@ mod tests {
             ModelError::Label
         );
         assert!(LogisticModel::fit(&cols, &[0.0]).is_err());
+    }
+
+    #[test]
+    fn finite_extreme_rows_get_a_finite_probability() {
+        let m = LogisticModel::breast_cancer().unwrap();
+        let n = m.n_features();
+        for row in [
+            vec![1e308; n],
+            vec![-1e308; n],
+            (0..n)
+                .map(|i| if i % 2 == 0 { 1e308 } else { -1e308 })
+                .collect::<Vec<_>>(),
+            vec![f64::MIN_POSITIVE; n],
+        ] {
+            let p = m.probability(&row).unwrap();
+            assert!((0.0..=1.0).contains(&p), "{p}");
+        }
     }
 }

@@ -91,7 +91,13 @@ pub async fn history(
             "`after` must be an entry id like 1700000000000-0",
         ));
     }
-    let limit = q.limit.unwrap_or(1000).clamp(1, HISTORY_PAGE_MAX);
+    if q.limit == Some(0) {
+        return Err(ApiError::new(
+            ErrorCode::BadQuery,
+            format!("`limit` must be 1 to {HISTORY_PAGE_MAX} (larger values are capped)"),
+        ));
+    }
+    let limit = q.limit.unwrap_or(1000).min(HISTORY_PAGE_MAX);
     let cfg = fresh_config(&st, &monitor).await?;
     let after = match q.after.as_deref().and_then(parse_entry_id) {
         // Nothing can follow the largest id, and Redis refuses an exclusive range from it.

@@ -330,6 +330,22 @@ async fn bad_requests_get_json_errors_and_change_nothing() {
             "bad_query",
         ),
         (
+            "history cursor out of range",
+            "GET",
+            format!("{api}/v1/monitors/breast_cancer/history?after=99999999999999999999-0"),
+            Vec::new(),
+            400,
+            "bad_query",
+        ),
+        (
+            "history empty page asked for",
+            "GET",
+            format!("{api}/v1/monitors/breast_cancer/history?limit=0"),
+            Vec::new(),
+            400,
+            "bad_query",
+        ),
+        (
             "history bad limit",
             "GET",
             format!("{api}/v1/monitors/breast_cancer/history?limit=-1"),

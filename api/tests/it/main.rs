@@ -4,6 +4,7 @@
 mod admin;
 mod errors;
 mod fuzz_batch;
+mod http_layer;
 mod monitors_file;
 mod predict;
 mod redis_auth;
