@@ -4,6 +4,11 @@
 //! in-process buffer and a background task writes them in batches (by count or after a few
 //! milliseconds), one round trip per batch. When the buffer is full or a write fails, the
 //! rows are dropped and counted in `drift_rows_dropped_total{reason}`.
+//!
+//! Rows are queued in the model's feature order and written by feature name to the
+//! monitor's current config: a monitor re-registered with its columns in another order
+//! still gets each value in its own window, and one whose features the model's rows do not
+//! cover gets nothing (`reason="schema_mismatch"`), never a placeholder value.
 
 use crate::error::ErrorCode;
 use crate::state::AppState;
@@ -71,17 +76,21 @@ pub fn start(
 async fn write(state: &AppState, monitor: &str, batch: &mut Vec<Vec<f64>>) {
     let n = batch.len() as u64;
     let result = async {
-        let cfg = state.monitor(monitor).await.map_err(|e| e.code)?;
-        let p = cfg.features.len();
-        let columns: Vec<Vec<f64>> = (0..p)
-            .map(|j| {
-                batch
-                    .iter()
-                    .map(|r| r.get(j).copied().unwrap_or(f64::NAN))
-                    .collect()
-            })
+        let cfg = state.monitor(monitor).await.map_err(|e| Some(e.code))?;
+        let layout = state.model.as_ref().map(|(_, c)| c.features.as_slice());
+        // For each feature of the monitor as registered now, its position in a queued row.
+        let positions: Option<Vec<usize>> = cfg
+            .features
+            .iter()
+            .map(|f| layout?.iter().position(|g| g == f))
             .collect();
-        state.ingest(cfg, &columns).await.map_err(|e| e.code)
+        let positions = positions.ok_or(None)?;
+        let mut columns: Vec<Vec<f64>> = Vec::with_capacity(positions.len());
+        for &j in &positions {
+            let col: Option<Vec<f64>> = batch.iter().map(|r| r.get(j).copied()).collect();
+            columns.push(col.ok_or(None)?);
+        }
+        state.ingest(cfg, &columns).await.map_err(|e| Some(e.code))
     }
     .await;
     batch.clear();
@@ -92,10 +101,10 @@ async fn write(state: &AppState, monitor: &str, batch: &mut Vec<Vec<f64>>) {
             .with_label_values(&[&cfg.name])
             .inc_by(n),
         Err(code) => {
-            let reason = if code == ErrorCode::RedisUnavailable {
-                ErrorCode::RedisUnavailable.as_str()
-            } else {
-                "store_error"
+            let reason = match code {
+                Some(ErrorCode::RedisUnavailable) => ErrorCode::RedisUnavailable.as_str(),
+                Some(_) => "store_error",
+                None => "schema_mismatch",
             };
             tracing::warn!(rows = n, %reason, "dropping logged prediction rows");
             state

@@ -164,4 +164,19 @@ impl Store {
         let _: i64 = self.query(cmd).await?;
         Ok(())
     }
+
+    /// A feature's stored window, newest value first (the retained extra stride included).
+    pub async fn window_values(
+        &self,
+        monitor: &str,
+        feature: &str,
+    ) -> Result<Vec<f64>, StoreError> {
+        let mut cmd = redis::cmd("LRANGE");
+        cmd.arg(self.keys.window(monitor, feature)).arg(0).arg(-1);
+        let raw: Vec<Vec<u8>> = self.query(cmd).await?;
+        raw.iter()
+            .map(|b| crate::codec::decode(b))
+            .collect::<Option<Vec<f64>>>()
+            .ok_or_else(|| StoreError::Protocol(format!("corrupt window value in {feature}")))
+    }
 }

@@ -93,3 +93,91 @@ async fn shutdown_flushes_buffered_rows() {
     api.stop().await.unwrap();
     assert_eq!(seq(&stack.redis).await, 50);
 }
+
+/// Logged prediction rows follow the monitor's current columns by name: after the default
+/// monitor is re-registered with its columns reversed, each value still lands in its own
+/// feature's window; re-registered with a feature the model does not send (`target`), the
+/// rows are dropped and counted, and nothing is written.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logged_rows_go_to_their_features_by_name_after_a_reregistration() {
+    let stack = Stack::builder()
+        .prefix(P)
+        .apis(1)
+        .api_config(|c| c.admin_token = Some(drift_api::config::Secret("tok".into())))
+        .start()
+        .await;
+    let (redis, c) = (&stack.redis, stack.client());
+    let (names, rows, y) = reference_rows();
+    let csv = |with_target: bool| {
+        let mut cols: Vec<&str> = names.iter().rev().map(String::as_str).collect();
+        if with_target {
+            cols.push("target");
+        }
+        let mut s = cols.join(",") + "\n";
+        for (row, label) in rows.iter().zip(&y) {
+            let mut vals: Vec<String> = row.iter().rev().map(|v| v.to_string()).collect();
+            if with_target {
+                vals.push(label.to_string());
+            }
+            s.push_str(&(vals.join(",") + "\n"));
+        }
+        s
+    };
+    let put = |body: String| {
+        c.http()
+            .put(c.url("/v1/monitors/breast_cancer"))
+            .bearer_auth("tok")
+            .body(body)
+    };
+    let v: Value = c.call(put(csv(false)), 200).await;
+    assert_eq!(
+        v["monitor"]["features"][0], "worst_fractal_dimension",
+        "{v}"
+    );
+    let mut marked = rows[0].clone();
+    marked[0] = 17.125; // mean_radius, a value no other feature could take
+    predict_each(&c, &names, &[marked]).await;
+    let store = redis.store(P);
+    let window = drift_testkit::eventually(Duration::from_secs(5), || async {
+        let w = store
+            .window_values("breast_cancer", "mean_radius")
+            .await
+            .ok()?;
+        (!w.is_empty()).then_some(w)
+    })
+    .await;
+    assert_eq!(
+        window,
+        Some(vec![17.125]),
+        "the logged row never reached mean_radius"
+    );
+    let last = store
+        .window_values("breast_cancer", "worst_fractal_dimension")
+        .await
+        .unwrap();
+    assert_eq!(last, vec![rows[0][29]]);
+
+    // `target` kept as a feature: the model's rows cannot fill it.
+    let v: Value = c.call(put(csv(true)), 200).await;
+    assert_eq!(v["outcome"], "new_version", "{v}");
+    predict_each(&c, &names, &rows[..3]).await;
+    drift_testkit::eventually(Duration::from_secs(5), || async {
+        let text = c.metrics().await;
+        (metric(
+            &text,
+            "drift_rows_dropped_total{reason=\"schema_mismatch\"}",
+        ) >= 3.0)
+            .then_some(())
+    })
+    .await;
+    assert_eq!(
+        seq(redis).await,
+        0,
+        "rows written to a monitor they do not fit"
+    );
+    assert!(store
+        .window_values("breast_cancer", "target")
+        .await
+        .unwrap()
+        .is_empty());
+}
