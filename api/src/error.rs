@@ -69,6 +69,10 @@ impl From<StoreError> for ApiError {
                 ErrorCode::MonitorReconfigured,
                 "the monitor was re-registered during the request; read it again and resend",
             ),
+            StoreError::TooManyMonitors(max) => ApiError::new(
+                ErrorCode::TooManyMonitors,
+                format!("at most {max} monitors can be registered"),
+            ),
             StoreError::Protocol(msg) => {
                 tracing::error!(error = %msg, "unexpected redis answer");
                 ApiError::new(ErrorCode::Internal, "unexpected answer from the store")

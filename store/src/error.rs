@@ -13,6 +13,9 @@ pub enum StoreError {
     /// The monitor was re-registered since the caller read its config.
     #[error("monitor configuration changed; reload it")]
     StaleConfig,
+    /// Registering a new monitor would exceed the limit on monitors.
+    #[error("at most {0} monitors can be registered")]
+    TooManyMonitors(u64),
     /// An answer that should not happen with our own scripts (a bug or foreign data).
     #[error("unexpected Redis answer: {0}")]
     Protocol(String),
@@ -23,6 +26,13 @@ impl From<redis::RedisError> for StoreError {
         match e.code() {
             Some("NOMONITOR") => return StoreError::UnknownMonitor(String::new()),
             Some("STALECONFIG") => return StoreError::StaleConfig,
+            Some("TOOMANYMONITORS") => {
+                let max = e
+                    .detail()
+                    .and_then(|d| d.split_whitespace().nth(2)?.parse().ok())
+                    .unwrap_or(0);
+                return StoreError::TooManyMonitors(max);
+            }
             Some(
                 "LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "NOAUTH"
                 | "WRONGPASS" | "NOPERM",

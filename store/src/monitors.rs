@@ -21,12 +21,24 @@ impl Store {
     /// read first; a concurrent registration makes the script refuse (STALECONFIG), and it
     /// is retried a few times before the caller is told the config changed.
     pub async fn register(&self, spec: &MonitorSpec) -> Result<Registered, StoreError> {
+        Ok(self.register_within(spec, None).await?.0)
+    }
+
+    /// [`Store::register`], refusing a new monitor when `max_monitors` are registered
+    /// already (atomically: concurrent registrations cannot overshoot the limit). Also
+    /// says whether the monitor was created.
+    pub async fn register_within(
+        &self,
+        spec: &MonitorSpec,
+        max_monitors: Option<usize>,
+    ) -> Result<(Registered, bool), StoreError> {
         let mut attempts = 0;
         loop {
             let mut cmd = redis::cmd("HGET");
             cmd.arg(self.keys.config(&spec.config.name)).arg("features");
             let old: Option<String> = self.query(cmd).await?;
-            match self.register_over(spec, old.as_deref().unwrap_or("")).await {
+            let max = max_monitors.unwrap_or(0);
+            match self.register_over(spec, old.as_deref().unwrap_or(""), max).await {
                 Err(StoreError::StaleConfig) if attempts < 4 => attempts += 1,
                 other => return other,
             }
@@ -37,7 +49,8 @@ impl Store {
         &self,
         spec: &MonitorSpec,
         old_features: &str,
-    ) -> Result<Registered, StoreError> {
+        max_monitors: usize,
+    ) -> Result<(Registered, bool), StoreError> {
         let cfg = &spec.config;
         let m = &cfg.name;
         let k = &self.keys;
@@ -67,18 +80,20 @@ impl Store {
             .arg(m)
             .arg(GROUP)
             .arg(cfg.features.join("\n"))
-            .arg(old_features);
+            .arg(old_features)
+            .arg(max_monitors);
         for col in &spec.reference {
             let mut sorted = col.clone();
             sorted.sort_by(f64::total_cmp);
             inv.arg(codec::encode_all(&sorted));
         }
-        let code: i64 = self.invoke(inv).await?;
-        Ok(match code {
+        let (code, created): (i64, i64) = self.invoke(inv).await?;
+        let outcome = match code {
             0 => Registered::Unchanged,
             1 => Registered::ParamsUpdated,
             _ => Registered::NewVersion,
-        })
+        };
+        Ok((outcome, created == 1))
     }
 
     pub async fn config(&self, monitor: &str) -> Result<Option<MonitorConfig>, StoreError> {

@@ -62,24 +62,18 @@ pub async fn put_monitor(
         .map_err(|e| ApiError::new(ErrorCode::InvalidReference, e.to_string()))?;
     let spec = MonitorSpec::new(&name, &ds, q.params(), st.limits.max_features)
         .map_err(|e| ApiError::new(ErrorCode::InvalidMonitor, e.to_string()))?;
-    let existing = st.store.monitors().await?;
-    let exists = existing.contains(&name);
-    if !exists && existing.len() >= st.limits.max_monitors {
-        return Err(ApiError::new(
-            ErrorCode::TooManyMonitors,
-            format!(
-                "at most {} monitors can be registered",
-                st.limits.max_monitors
-            ),
-        ));
-    }
-    let outcome = st.store.register(&spec).await?;
+    // The limit is enforced by the registration script itself, so that concurrent PUTs
+    // of new monitors cannot overshoot it.
+    let (outcome, created) = st
+        .store
+        .register_within(&spec, Some(st.limits.max_monitors))
+        .await?;
     st.forget(&name);
     tracing::info!(monitor = %name, version = %spec.config.version, ?outcome, "monitor put by admin");
-    let status = if exists {
-        StatusCode::OK
-    } else {
+    let status = if created {
         StatusCode::CREATED
+    } else {
+        StatusCode::OK
     };
     let outcome = match outcome {
         Registered::Unchanged => PutOutcome::Unchanged,

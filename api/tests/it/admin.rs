@@ -246,3 +246,34 @@ async fn the_ert_rule_and_its_parameters_are_set_per_monitor() {
     let m: Value = c.get("/v1/monitors/e", 200).await;
     assert_eq!(m["params"]["correction"], "bonferroni", "{m}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_puts_never_exceed_the_monitor_limit() {
+    let redis = RedisServer::start();
+    let srv = spawn_api(&redis.url(), P, |c| {
+        c.admin_token = Some(Secret(TOKEN.into()));
+        c.max_monitors = 2;
+    })
+    .await;
+    srv.wait_ready().await;
+    let c = srv.client();
+    let puts = (0..10).map(|i| {
+        let c = c.clone();
+        async move {
+            let url = format!("/v1/monitors/new{i}?exclude=label&correction=bonferroni");
+            c.send(put(&c, &url, Some(TOKEN), csv(0.0))).await
+        }
+    });
+    let answers = futures::future::join_all(puts).await;
+    let created = answers.iter().filter(|(s, _)| *s == 201).count();
+    let refused: Vec<_> = answers.iter().filter(|(s, _)| *s != 201).collect();
+    assert_eq!(created, 1, "{answers:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|(s, b)| *s == 409 && b["error"]["code"] == "too_many_monitors"),
+        "{refused:?}"
+    );
+    let list: Value = c.get("/v1/monitors", 200).await;
+    assert_eq!(list["monitors"].as_array().unwrap().len(), 2, "{list}");
+}

@@ -10,13 +10,22 @@
 -- ARGV[1]=version ARGV[2]=config json ARGV[3]=window ARGV[4]=stride ARGV[5]=nf
 -- ARGV[6]=monitor name ARGV[7]=group ARGV[8]=features joined by \n
 -- ARGV[9]=old features joined by \n, as the caller read them (their keys follow the new ones)
--- ARGV[10..9+nf]=sorted reference blobs
--- Returns 0 (unchanged), 1 (parameters updated) or 2 (new version); error STALECONFIG when the
--- old features are not the ones the caller passed keys for (read again and retry).
+-- ARGV[10]=most monitors that may be registered (0: no limit)
+-- ARGV[11..10+nf]=sorted reference blobs
+-- Returns {code, created}: code 0 (unchanged), 1 (parameters updated) or 2 (new version),
+-- created 1 when the monitor was not registered before; error STALECONFIG when the old
+-- features are not the ones the caller passed keys for (read again and retry), error
+-- TOOMANYMONITORS when a new monitor would exceed the limit (checked here, so concurrent
+-- registrations cannot overshoot it).
 local nf = tonumber(ARGV[5])
 local cur = redis.call('HMGET', KEYS[1], 'version', 'json', 'features')
 if (cur[3] or '') ~= ARGV[9] then
   return redis.error_reply('STALECONFIG the monitor was registered concurrently; retry')
+end
+local max = tonumber(ARGV[10])
+local member = redis.call('SISMEMBER', KEYS[2], ARGV[6]) == 1
+if not member and max > 0 and redis.call('SCARD', KEYS[2]) >= max then
+  return redis.error_reply('TOOMANYMONITORS at most ' .. max .. ' monitors can be registered')
 end
 redis.pcall('XGROUP', 'CREATE', KEYS[3], ARGV[7], '0', 'MKSTREAM')
 redis.pcall('XGROUP', 'CREATE', KEYS[6], ARGV[7], '0', 'MKSTREAM')
@@ -24,12 +33,13 @@ local added = redis.call('SADD', KEYS[2], ARGV[6]) == 1
 if added or cur[1] ~= ARGV[1] then
   redis.call('XADD', KEYS[6], 'MAXLEN', '~', 1000, '*', 'm', ARGV[6], 'v', ARGV[1])
 end
+local created = added and 1 or 0
 if cur[1] == ARGV[1] and cur[2] == ARGV[2] then
-  return 0
+  return {0, created}
 end
 if cur[1] == ARGV[1] then
   redis.call('HSET', KEYS[1], 'json', ARGV[2], 'window', ARGV[3], 'stride', ARGV[4])
-  return 1
+  return {1, created}
 end
 if cur[3] and cur[3] ~= ARGV[8] then
   for k = 7 + 3 * nf, #KEYS do
@@ -40,8 +50,8 @@ end
 redis.call('DEL', KEYS[4])
 for i = 1, nf do
   redis.call('DEL', KEYS[6 + 3 * i - 1])
-  redis.call('SET', KEYS[6 + 3 * i], ARGV[9 + i])
+  redis.call('SET', KEYS[6 + 3 * i], ARGV[10 + i])
 end
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'json', ARGV[2], 'window', ARGV[3],
   'stride', ARGV[4], 'nf', ARGV[5], 'features', ARGV[8])
-return 2
+return {2, created}
