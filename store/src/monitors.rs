@@ -61,7 +61,10 @@ impl Store {
             .key(k.jobs(m))
             .key(k.state(m))
             .key(k.seq(m))
-            .key(k.registry());
+            .key(k.registry())
+            .key(k.stats(m))
+            .key(k.history(m))
+            .key(k.events(m));
         for f in &cfg.features {
             inv.key(k.window(m, f))
                 .key(k.result(m, f))

@@ -387,3 +387,61 @@ async fn an_invalid_stored_config_fails_the_ingest_before_any_write() {
             .unwrap();
     }
 }
+
+/// A new reference starts from zero, and coming back to an earlier reference (the same
+/// hash) does not bring its results, counters or history back.
+#[tokio::test]
+async fn a_new_version_starts_from_zero_and_history_never_mixes_registrations() {
+    let redis = RedisServer::start();
+    let store = store(&redis);
+    let a = spec("m", CSV5, small(2, 1, Correction::Bonferroni));
+    let b = spec(
+        "m",
+        "a,b,c,d,e\n9,9,9,9,9\n8,8,8,8,8\n",
+        small(2, 1, Correction::Bonferroni),
+    );
+    let run = |cfg: MonitorConfig| {
+        let store = store.clone();
+        async move {
+            store.ingest(&cfg, &vec![vec![1.0, 2.0]; 5]).await.unwrap();
+            for job in read_jobs(&store, "m").await {
+                let e = evaluation(0.001);
+                let d = Decision::of(&cfg, job.feature, &e, None);
+                let rec = store.record(&cfg, &job, 1.0, Some((&e, &d))).await.unwrap();
+                assert_eq!(rec, Recorded::Evaluated);
+            }
+        }
+    };
+    store.register(&a).await.unwrap();
+    run(a.config.clone()).await;
+    let st = store.status(&a.config).await.unwrap();
+    assert_eq!(
+        (st.state.rounds, st.state.evaluations, st.state.detections),
+        (1, 5, 5)
+    );
+    assert_eq!(store.history(&a.config, None, 100).await.unwrap().len(), 5);
+    for next in [&b, &a] {
+        assert_eq!(store.register(next).await.unwrap(), Registered::NewVersion);
+        let st = store.status(&next.config).await.unwrap();
+        let s = &st.state;
+        assert_eq!(
+            (
+                s.rows,
+                s.rounds,
+                s.evaluations,
+                s.detections,
+                s.episodes,
+                s.features_drifting
+            ),
+            (0, 0, 0, 0, 0, 0),
+            "{s:?}"
+        );
+        assert!(st.results.iter().all(Option::is_none));
+        assert!(store
+            .history(&next.config, None, 100)
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(store.window_len("m", "a").await.unwrap(), 0);
+    }
+}

@@ -1,12 +1,14 @@
 -- Registers or updates a monitor atomically. Idempotent: the same version and config
--- change nothing. A new reference version clears results and state (results of two
--- reference versions are never mixed); a changed feature list also clears the windows
--- and the row counter of the old features.
+-- change nothing. A new reference version starts from zero: results, state, counters,
+-- history, events, windows and the row counter are cleared, so nothing of an earlier
+-- registration (even one with the same reference hash) is mixed with the new one; a
+-- changed feature list also clears the keys of the old features.
 -- A new monitor or version is announced on the registry stream, which workers read with
 -- their jobs, so that they read the new jobs stream before its first boundary is crossed.
 -- KEYS[1]=config KEYS[2]=monitors KEYS[3]=jobs KEYS[4]=state KEYS[5]=seq KEYS[6]=registry
---   then per new feature i (1..nf): KEYS[6+3i-2]=win_i KEYS[6+3i-1]=res_i KEYS[6+3i]=ref_i
---   then per old feature j: KEYS[6+3nf+3j-2]=win_j KEYS[6+3nf+3j-1]=res_j KEYS[6+3nf+3j]=ref_j
+-- KEYS[7]=stats KEYS[8]=history KEYS[9]=events
+--   then per new feature i (1..nf): KEYS[9+3i-2]=win_i KEYS[9+3i-1]=res_i KEYS[9+3i]=ref_i
+--   then per old feature j: KEYS[9+3nf+3j-2]=win_j KEYS[9+3nf+3j-1]=res_j KEYS[9+3nf+3j]=ref_j
 -- ARGV[1]=version ARGV[2]=config json ARGV[3]=window ARGV[4]=stride ARGV[5]=nf
 -- ARGV[6]=monitor name ARGV[7]=group ARGV[8]=features joined by \n
 -- ARGV[9]=old features joined by \n, as the caller read them (their keys follow the new ones)
@@ -41,16 +43,18 @@ if cur[1] == ARGV[1] then
   redis.call('HSET', KEYS[1], 'json', ARGV[2], 'window', ARGV[3], 'stride', ARGV[4])
   return {1, created}
 end
+local base = 9
 if cur[3] and cur[3] ~= ARGV[8] then
-  for k = 7 + 3 * nf, #KEYS do
+  for k = base + 1 + 3 * nf, #KEYS do
     redis.call('DEL', KEYS[k])
   end
-  redis.call('DEL', KEYS[5])
 end
-redis.call('DEL', KEYS[4])
+-- Jobs of the old registration stay on the stream; they name the old version or a row
+-- the reset counter has not reached, so workers skip them as stale.
+redis.call('DEL', KEYS[4], KEYS[5], KEYS[7], KEYS[8], KEYS[9])
 for i = 1, nf do
-  redis.call('DEL', KEYS[6 + 3 * i - 1])
-  redis.call('SET', KEYS[6 + 3 * i], ARGV[10 + i])
+  redis.call('DEL', KEYS[base + 3 * i - 2], KEYS[base + 3 * i - 1])
+  redis.call('SET', KEYS[base + 3 * i], ARGV[10 + i])
 end
 redis.call('HSET', KEYS[1], 'version', ARGV[1], 'json', ARGV[2], 'window', ARGV[3],
   'stride', ARGV[4], 'nf', ARGV[5], 'features', ARGV[8])

@@ -438,8 +438,10 @@ async fn a_replaced_reference_is_picked_up_and_results_are_not_mixed() {
     assert_ne!(v1["monitor"]["version"], v2["monitor"]["version"]);
     let cleared = view().await;
     assert!(cleared["results"]["u"].is_null(), "{cleared}");
+    // A new version starts from zero: the row counter too.
+    assert_eq!(cleared["rows"], 0, "{cleared}");
     post(rows(100, 100)).await;
-    let second = at(200).await.expect("evaluation against the new reference");
+    let second = at(100).await.expect("evaluation against the new reference");
     assert_eq!(second["results"]["u"]["drifted"], true, "{second}");
     assert_eq!(second["version"], v2["monitor"]["version"]);
     assert_eq!(second["results"]["u"]["evaluations"], 1);
