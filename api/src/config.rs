@@ -56,6 +56,10 @@ pub struct ApiConfig {
     /// Batches kept on each monitor's events stream.
     #[arg(long, env = "DRIFT_EVENTS_MAXLEN", default_value_t = Caps::DEFAULT.events)]
     pub events_maxlen: u64,
+    /// Bytes of row values kept on each monitor's events stream (8 per value); the oldest
+    /// batches are dropped beyond it.
+    #[arg(long, env = "DRIFT_EVENTS_MAX_BYTES", default_value_t = Caps::DEFAULT.events_bytes)]
+    pub events_max_bytes: u64,
     /// Token for admin routes (PUT/DELETE a monitor, reset). Without it they are disabled.
     #[arg(long, env = "DRIFT_ADMIN_TOKEN", hide_env_values = true)]
     pub admin_token: Option<Secret>,
@@ -147,6 +151,7 @@ impl ApiConfig {
     pub fn caps(&self) -> Caps {
         Caps {
             events: self.events_maxlen,
+            events_bytes: self.events_max_bytes,
             jobs: self.jobs_maxlen,
             ..Caps::DEFAULT
         }

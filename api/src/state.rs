@@ -72,7 +72,36 @@ impl AppState {
         }
         self.registered
             .store(true, std::sync::atomic::Ordering::Release);
+        self.check_memory_budget().await;
         Ok(())
+    }
+
+    /// Warns when Redis's `maxmemory` cannot hold what the registered monitors may take
+    /// at their caps (a full Redis refuses writes: ingest then answers 503).
+    async fn check_memory_budget(&self) {
+        let budget = async {
+            let mut need = 0u64;
+            for name in self.store.monitors().await? {
+                if let Some(cfg) = self.store.config(&name).await? {
+                    need += self.store.memory_bound(&cfg);
+                }
+            }
+            Ok::<_, StoreError>((need, self.store.maxmemory().await?))
+        };
+        match budget.await {
+            Ok((need, Some(max))) if need > max => tracing::warn!(
+                need_bytes = need,
+                maxmemory = max,
+                "Redis maxmemory cannot hold the registered monitors at their caps; \
+                 raise maxmemory or lower the windows and stream caps"
+            ),
+            Ok((need, None)) => tracing::info!(
+                need_bytes = need,
+                "Redis has no maxmemory; the registered monitors may take this much at their caps"
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "could not check Redis's memory budget"),
+        }
     }
 
     fn remember(&self, cfg: Arc<MonitorConfig>) {

@@ -34,7 +34,8 @@ impl Store {
         inv.arg(&cfg.version)
             .arg(n)
             .arg(self.caps.events)
-            .arg(self.caps.jobs);
+            .arg(self.caps.jobs)
+            .arg(self.caps.events_bytes);
         for col in columns {
             for v in col {
                 inv.arg(&codec::encode(*v)[..]);

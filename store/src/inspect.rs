@@ -179,4 +179,53 @@ impl Store {
             .collect::<Option<Vec<f64>>>()
             .ok_or_else(|| StoreError::Protocol(format!("corrupt window value in {feature}")))
     }
+
+    /// Redis's `maxmemory` in bytes, `None` when unlimited (0).
+    pub async fn maxmemory(&self) -> Result<Option<u64>, StoreError> {
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("memory");
+        let info: String = self.query(cmd).await?;
+        let max = info
+            .lines()
+            .find_map(|l| l.strip_prefix("maxmemory:")?.trim().parse::<u64>().ok())
+            .unwrap_or(0);
+        Ok((max > 0).then_some(max))
+    }
+
+    /// An upper estimate of what one monitor can take in Redis at this store's caps:
+    /// windows (`window + stride` values per feature), the events byte budget, the
+    /// history, jobs and dead-letter streams, references and results. The per-entry sizes
+    /// are measured on Redis 7 (MEMORY USAGE) and rounded up.
+    pub fn memory_bound(&self, cfg: &MonitorConfig) -> u64 {
+        let nf = cfg.features.len() as u64;
+        let window = (cfg.params.window + cfg.params.stride) as u64;
+        let values = nf * window * 24 + nf * cfg.reference_rows as u64 * 8;
+        let events = self.caps.events_bytes + self.caps.events * 64;
+        let streams = self.caps.history * 160 + self.caps.jobs * 64 + self.caps.dead * 200;
+        values + events + streams + nf * 512
+    }
+
+    /// What the monitor's keys take in Redis now (MEMORY USAGE of each, all samples).
+    pub async fn memory_of(&self, monitor: &str) -> Result<u64, StoreError> {
+        let pattern = format!(
+            "{}*",
+            self.keys
+                .base(monitor)
+                .replace('{', "\\{")
+                .replace('}', "\\}")
+        );
+        let keys: Vec<String> = {
+            let mut cmd = redis::cmd("KEYS");
+            cmd.arg(pattern);
+            self.query(cmd).await?
+        };
+        let mut total = 0;
+        for k in keys {
+            let mut cmd = redis::cmd("MEMORY");
+            cmd.arg("USAGE").arg(k).arg("SAMPLES").arg(0);
+            let used: Option<u64> = self.query(cmd).await?;
+            total += used.unwrap_or(0);
+        }
+        Ok(total)
+    }
 }

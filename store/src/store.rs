@@ -15,6 +15,9 @@ use std::time::Duration;
 pub struct Caps {
     /// Entries of the events stream (one per ingested batch).
     pub events: u64,
+    /// Bytes of row values kept on each events stream: a few large batches cannot take
+    /// more than this, whatever `events` allows.
+    pub events_bytes: u64,
     /// Entries of each jobs stream; older ones are trimmed (superseded by then).
     pub jobs: u64,
     /// Entries of each dead-letter stream.
@@ -26,6 +29,7 @@ pub struct Caps {
 impl Caps {
     pub const DEFAULT: Caps = Caps {
         events: 1000,
+        events_bytes: 16 * 1024 * 1024,
         jobs: 100_000,
         dead: 10_000,
         history: 100_000,

@@ -445,3 +445,88 @@ async fn a_new_version_starts_from_zero_and_history_never_mixes_registrations() 
         assert_eq!(store.window_len("m", "a").await.unwrap(), 0);
     }
 }
+
+#[tokio::test]
+async fn the_events_stream_is_capped_by_bytes_and_by_entries() {
+    let redis = RedisServer::start();
+    // Five features, two rows a batch: 80 bytes of values per batch; room for three.
+    let caps = Caps {
+        events_bytes: 240,
+        events: 5,
+        ..Caps::DEFAULT
+    };
+    let store = RedisArgs::new(&redis.url(), "x").connect(4, caps).unwrap();
+    let s = spec("m", CSV5, small(2, 1, Correction::Bonferroni));
+    store.register(&s).await.unwrap();
+    for _ in 0..10 {
+        store
+            .ingest(&s.config, &vec![vec![1.0, 2.0]; 5])
+            .await
+            .unwrap();
+    }
+    assert_eq!(store.stream_lens("m").await.unwrap().0, 3, "byte budget");
+    // Smaller batches: the entry cap binds first.
+    for _ in 0..10 {
+        store.ingest(&s.config, &vec![vec![1.0]; 5]).await.unwrap();
+    }
+    assert_eq!(store.stream_lens("m").await.unwrap().0, 5, "entry cap");
+    // One batch over the whole budget is still logged, alone.
+    store
+        .ingest(&s.config, &vec![vec![1.0; 10]; 5])
+        .await
+        .unwrap();
+    assert_eq!(store.stream_lens("m").await.unwrap().0, 1);
+    assert_eq!(store.rows("m").await.unwrap(), 40);
+}
+
+/// The memory bound the API checks against `maxmemory` holds for a monitor filled to its
+/// caps: windows full, every stream at its cap.
+#[tokio::test]
+async fn a_monitor_filled_to_its_caps_stays_within_its_memory_bound() {
+    let redis = RedisServer::start();
+    let caps = Caps {
+        events: 40,
+        events_bytes: 64 * 1024,
+        jobs: 300,
+        dead: 10,
+        history: 200,
+    };
+    let store = RedisArgs::new(&redis.url(), "x").connect(4, caps).unwrap();
+    let mut csv = String::from("a,b,c,d,e\n");
+    for i in 0..300 {
+        let x = i as f64 * 0.37;
+        csv.push_str(&format!(
+            "{x},{},{},{},{}\n",
+            x * 2.0,
+            x.sin(),
+            x.cos(),
+            x / 3.0
+        ));
+    }
+    let s = spec("m", &csv, small(50, 10, Correction::Bonferroni));
+    store.register(&s).await.unwrap();
+    let cfg = &s.config;
+    let mut i = 0.0f64;
+    for _ in 0..120 {
+        let col: Vec<f64> = (0..10)
+            .map(|_| {
+                i += 1.0;
+                (i * 0.618).fract()
+            })
+            .collect();
+        store.ingest(cfg, &vec![col; 5]).await.unwrap();
+        for job in read_jobs(&store, "m").await {
+            let e = evaluation(0.5);
+            let d = Decision::of(cfg, job.feature, &e, None);
+            store.record(cfg, &job, 1.0, Some((&e, &d))).await.unwrap();
+        }
+    }
+    let (events, _, _) = store.stream_lens("m").await.unwrap();
+    assert_eq!(events, 40, "the events stream is at its cap");
+    let used = store.memory_of("m").await.unwrap();
+    let bound = store.memory_bound(cfg);
+    assert!(
+        used > 0 && used <= bound,
+        "{used} bytes used, bound {bound}"
+    );
+}
