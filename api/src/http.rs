@@ -38,7 +38,7 @@ const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// `error.code` of a request refused on an overflow connection (503). Not (yet) an
 /// `ErrorCode` of the contract.
-pub const OVERLOADED: &str = "overloaded";
+pub const OVERLOADED: &str = drift_contract::ErrorCode::Overloaded.as_str();
 
 /// File descriptors kept free for everything else (Redis pool, logs, the listener) when
 /// `--max-connections` is capped by the open-files limit.
@@ -205,10 +205,9 @@ impl Connection {
         let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
         let idle = self.limits.idle_timeout;
-        let mut tick = tokio::time::interval((idle / 4).clamp(
-            Duration::from_millis(10),
-            Duration::from_secs(1),
-        ));
+        let mut tick = tokio::time::interval(
+            (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)),
+        );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut closing = *self.stop.borrow();
         if closing {
@@ -253,7 +252,8 @@ struct Tracked {
     overflow: bool,
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>>;
+type BoxFuture =
+    Pin<Box<dyn Future<Output = Result<Response<Body>, std::convert::Infallible>> + Send>>;
 
 impl hyper::service::Service<Request<Incoming>> for Tracked {
     type Response = Response<Body>;
@@ -268,9 +268,10 @@ impl hyper::service::Service<Request<Incoming>> for Tracked {
                 "this replica is at its connection limit (`--max-connections`); retry shortly",
             );
             let (mut parts, body) = resp.into_parts();
-            parts
-                .headers
-                .insert(axum::http::header::RETRY_AFTER, "1".parse().unwrap_or_else(|_| unreachable!()));
+            parts.headers.insert(
+                axum::http::header::RETRY_AFTER,
+                "1".parse().unwrap_or_else(|_| unreachable!()),
+            );
             return Box::pin(async move { Ok(Response::from_parts(parts, body)) });
         }
         let activity = self.activity.clone();
@@ -391,8 +392,8 @@ impl AsyncWrite for Wire {
 
 /// `error.code`s of the answers to malformed request heads. 400 reuses the contract's
 /// `bad_request`; 414 and 431 are not (yet) contract codes.
-pub const URI_TOO_LONG: &str = "uri_too_long";
-pub const HEADERS_TOO_LARGE: &str = "headers_too_large";
+pub const URI_TOO_LONG: &str = drift_contract::ErrorCode::UriTooLong.as_str();
+pub const HEADERS_TOO_LARGE: &str = drift_contract::ErrorCode::HeadersTooLarge.as_str();
 
 /// If `buf` is exactly a response head hyper wrote by itself for a request it could not
 /// parse (`role::Server::on_error`: status 400, 414 or 431, `content-length: 0`, no other

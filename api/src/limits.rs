@@ -16,12 +16,10 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 /// `error.code` of a JSON route called with another media type (415).
-///
-/// Not yet in `drift_contract::ErrorCode` (the contract crate is owned elsewhere); the body
-/// has the contract's shape, built here by [`json_error`].
-pub const UNSUPPORTED_MEDIA_TYPE: &str = "unsupported_media_type";
+pub const UNSUPPORTED_MEDIA_TYPE: &str = drift_contract::ErrorCode::UnsupportedMediaType.as_str();
 
-/// An error body in the contract's shape for a code that is not (yet) an `ErrorCode`.
+/// An error body in the contract's shape, built below the router (where no `ApiError`
+/// conversion runs).
 pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response {
     let body = serde_json::json!({"error": {"code": code, "message": message}});
     let mut resp = (status, body.to_string()).into_response();

@@ -50,7 +50,7 @@ macro_rules! error_codes {
 
 error_codes! {
     MalformedJson = (400, "malformed_json", "the body is not JSON (syntax error, `NaN` literal, truncated)"),
-    BadRequest = (400, "bad_request", "the request body could not be read"),
+    BadRequest = (400, "bad_request", "the request could not be read: malformed HTTP framing (two or negative Content-Length, unknown Transfer-Encoding, bad header bytes) or a body that did not arrive in time"),
     BadPath = (400, "bad_path", "a path segment could not be decoded"),
     BadQuery = (400, "bad_query", "history: `after` is not an entry id like `1700000000000-0` or `limit` is not a non-negative integer"),
     Unauthorized = (401, "unauthorized", "the route needs `Authorization: Bearer <token>` and none was sent"),
@@ -68,6 +68,8 @@ error_codes! {
     /// reads the monitor again, since its features may have changed, and resends.
     MonitorReconfigured = (409, "monitor_reconfigured", "the monitor was re-registered during the request: read it again and resend"),
     PayloadTooLarge = (413, "payload_too_large", "the body exceeds `--max-body-bytes` (`--max-reference-bytes` for a reference) or the batch has more rows than `--max-batch-rows` (1000 for predictions)"),
+    UriTooLong = (414, "uri_too_long", "the request target (path and query) is too long"),
+    UnsupportedMediaType = (415, "unsupported_media_type", "a JSON route was called without `Content-Type: application/json`"),
     InvalidBatch = (422, "invalid_batch", "JSON of the wrong shape: neither batch form, an unknown field, a cell that is not a number"),
     NonFiniteValue = (422, "non_finite_value", "a value is infinite or outside the range of a 64-bit float"),
     WrongArity = (422, "wrong_arity", "a row has more or fewer values than the batch has columns"),
@@ -78,9 +80,11 @@ error_codes! {
     InvalidMonitor = (422, "invalid_monitor", "the monitor name or its parameters are invalid (name characters, window, stride, alpha, share, feature count)"),
     InvalidReference = (422, "invalid_reference", "the reference CSV cannot be used (empty, not numeric, duplicate columns)"),
     InvalidParameters = (422, "invalid_parameters", "a query parameter of `PUT /v1/monitors/{monitor}` is unknown or of the wrong type"),
+    HeadersTooLarge = (431, "headers_too_large", "too many request headers, or one too large"),
     /// Only for answers from Redis that the code does not expect: a bug, never load.
     Internal = (500, "internal", "unexpected answer from the store (a bug: please report it)"),
     RedisUnavailable = (503, "redis_unavailable", "Redis is unreachable or too slow; retry after `Retry-After` seconds"),
+    Overloaded = (503, "overloaded", "the replica is at `--max-connections`; retry after `Retry-After` seconds (health routes still answer)"),
     Starting = (503, "starting", "`/readyz` only: the replica is still registering its monitors"),
 }
 
