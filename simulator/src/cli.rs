@@ -7,6 +7,7 @@
 use crate::scenario::{DriftKind, SwapValues};
 use clap::{ArgAction, Parser, ValueEnum};
 use drift_core::dataset::DEFAULT_MONITOR;
+use drift_core::Correction;
 use reqwest::Url;
 
 /// Rows sent when neither `--rows` nor `--duration` is given.
@@ -29,7 +30,9 @@ pub struct Args {
     #[arg(long, default_value = DEFAULT_MONITOR)]
     pub monitor: String,
     /// `ingest` posts to /v1/monitors/{monitor}/rows; `predict` posts to /v1/predict (the
-    /// default monitor's model, rows logged to it off the response path).
+    /// default monitor's model, rows logged to it off the response path); `calibrate`
+    /// registers its own monitors (admin token needed) and measures false-alarm rounds and
+    /// detection delays of the alarm rules (see README, "Calibration").
     #[arg(long, value_enum, default_value_t = Mode::Ingest)]
     pub mode: Mode,
     /// Whether the stream drifts (true|false; a bare `--drift` means true).
@@ -102,6 +105,57 @@ pub struct Args {
     /// Seconds between two progress lines (lines mode).
     #[arg(long, allow_negative_numbers = true, default_value_t = 5.0, value_parser = parse_positive)]
     pub progress_interval: f64,
+
+    // Calibrate mode only.
+    /// Admin token of the API (calibrate mode creates and deletes its monitors).
+    #[arg(
+        long,
+        env = "DRIFT_ADMIN_TOKEN",
+        hide_env_values = true,
+        help_heading = "Calibrate mode"
+    )]
+    pub admin_token: Option<String>,
+    /// References drawn from the population model (one monitor per reference and rule).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1000), help_heading = "Calibrate mode")]
+    pub references: u64,
+    /// No-drift rounds (boundaries after the warm-up window) streamed per reference.
+    #[arg(long, default_value_t = 130, value_parser = clap::value_parser!(u64).range(1..=1_000_000), help_heading = "Calibrate mode")]
+    pub rounds: u64,
+    /// Alarm rules compared, comma-separated (ert, bonferroni, bh, none).
+    #[arg(long, value_delimiter = ',', default_value = "ert,bonferroni", value_parser = parse_rule, help_heading = "Calibrate mode")]
+    pub rules: Vec<Correction>,
+    /// Expected rounds between false alarms of the `ert` rule (the API's default if omitted).
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_positive, help_heading = "Calibrate mode")]
+    pub ert: Option<f64>,
+    /// Reference confidence of the `ert` rule (the API's default if omitted).
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_positive, help_heading = "Calibrate mode")]
+    pub reference_confidence: Option<f64>,
+    /// Significance level of the per-evaluation rules (the API's default if omitted).
+    #[arg(long, allow_negative_numbers = true, value_parser = parse_positive, help_heading = "Calibrate mode")]
+    pub alpha: Option<f64>,
+    /// Mean shifts measured by the detection part, in reference standard deviations.
+    #[arg(long, value_delimiter = ',', default_value = "0.25,0.5,1", allow_negative_numbers = true, value_parser = parse_finite, help_heading = "Calibrate mode")]
+    pub shifts: Vec<f64>,
+    /// Scale change measured by the detection part: the sd is multiplied by this around the
+    /// reference mean (1 leaves the scale kind out).
+    #[arg(long, default_value_t = 1.5, allow_negative_numbers = true, value_parser = parse_positive, help_heading = "Calibrate mode")]
+    pub scale: f64,
+    /// References used by the detection part (default: all; 0 skips it).
+    #[arg(long, help_heading = "Calibrate mode")]
+    pub detect_runs: Option<u64>,
+    /// Drifted rows after which a detection run gives up.
+    #[arg(long, default_value_t = 5000, value_parser = clap::value_parser!(u64).range(1..), help_heading = "Calibrate mode")]
+    pub max_delay_rows: u64,
+    /// Window of the calibration monitors (also the warm-up rows).
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(2..=1_000_000), help_heading = "Calibrate mode")]
+    pub window: u64,
+    /// Stride of the calibration monitors (rows per round).
+    #[arg(long, default_value_t = 100, value_parser = clap::value_parser!(u64).range(1..=1_000_000), help_heading = "Calibrate mode")]
+    pub stride: u64,
+    /// Seconds to wait for one round to be evaluated on every feature before counting it
+    /// as not evaluated.
+    #[arg(long, allow_negative_numbers = true, default_value_t = 30.0, value_parser = parse_positive, help_heading = "Calibrate mode")]
+    pub round_timeout: f64,
 }
 
 impl Args {
@@ -137,6 +191,9 @@ impl Args {
 pub enum Mode {
     Ingest,
     Predict,
+    /// False-alarm rounds and detection delays of the alarm rules, through the real
+    /// pipeline, on references drawn from a known population model.
+    Calibrate,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, serde::Serialize)]
@@ -177,6 +234,10 @@ fn parse_feature(s: &str) -> Result<String, String> {
         return Err("empty feature name".into());
     }
     Ok(name)
+}
+
+fn parse_rule(s: &str) -> Result<Correction, String> {
+    s.trim().parse()
 }
 
 fn parse_finite(s: &str) -> Result<f64, String> {

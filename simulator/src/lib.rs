@@ -5,8 +5,11 @@
 //! The pieces: [`cli`] (flags), [`copula`] and [`marginal`] (the model "no drift" rows are
 //! drawn from), [`scenario`] (what drift does to a row), [`generator`] (the seeded row
 //! stream), [`load`] (pacing and concurrency), [`watch`] (history → delay and false alarms),
-//! [`summary`] (the report). [`run`] ties them together so tests can drive a whole run.
+//! [`summary`] (the report). [`run`] ties them together so tests can drive a whole run;
+//! [`calibrate::run`] is the calibration mode (false-alarm rounds and detection delays of
+//! the alarm rules on references drawn from a known model).
 
+pub mod calibrate;
 pub mod cli;
 pub mod copula;
 pub mod generator;
@@ -53,6 +56,9 @@ pub async fn run_until(
     args: Args,
     stop: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<Summary> {
+    if args.mode == Mode::Calibrate {
+        bail!("--mode calibrate is run by drift_sim::calibrate::run, not by run()");
+    }
     if args.mode == Mode::Predict {
         if args.batch > MAX_PREDICT_ROWS {
             bail!(
@@ -155,7 +161,7 @@ pub async fn run_until(
     });
 
     let url = match args.mode {
-        Mode::Ingest => target.url(&["v1", "monitors", &info.name, "rows"])?,
+        Mode::Ingest | Mode::Calibrate => target.url(&["v1", "monitors", &info.name, "rows"])?,
         Mode::Predict => target.url(&["v1", "predict"])?,
     };
     let pacing = Pacing {
@@ -183,7 +189,7 @@ pub async fn run_until(
         None => None,
         Some(task) => {
             let final_seq = match args.mode {
-                Mode::Ingest => load.max_seq,
+                Mode::Ingest | Mode::Calibrate => load.max_seq,
                 Mode::Predict => {
                     predicted_rows_logged(&target, &info, load.counts.rows_accepted).await
                 }

@@ -296,7 +296,7 @@ fn accept(
     live: &Live,
 ) -> Option<String> {
     let ok = match mode {
-        Mode::Ingest => status == StatusCode::ACCEPTED,
+        Mode::Ingest | Mode::Calibrate => status == StatusCode::ACCEPTED,
         Mode::Predict => status == StatusCode::OK,
     };
     if !ok {
@@ -304,7 +304,7 @@ fn accept(
     }
     let n = batch.len() as u64;
     let (accepted, seq) = match mode {
-        Mode::Ingest => match serde_json::from_slice::<Accepted>(body) {
+        Mode::Ingest | Mode::Calibrate => match serde_json::from_slice::<Accepted>(body) {
             Ok(a) => (a.accepted, Some(a.seq)),
             Err(_) => return Some(format!("http_{}_unexpected_body", status.as_u16())),
         },

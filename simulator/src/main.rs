@@ -1,9 +1,55 @@
 //! `drift-sim` binary: parses flags, runs [`drift_sim::run_until`] until done or Ctrl-C, and
-//! prints the summary. Failures are one line on stderr and a non-zero exit.
+//! prints the summary (or, with `--mode calibrate`, runs [`drift_sim::calibrate::run`] and
+//! prints its report). Failures are one line on stderr and a non-zero exit.
 
 use clap::Parser;
+use drift_sim::cli::Mode;
 use drift_sim::Args;
 use std::process::ExitCode;
+
+/// The command line as typed, each argument shell-quoted when it needs it.
+fn command_line() -> String {
+    std::env::args()
+        .map(|a| {
+            let plain = !a.is_empty()
+                && a.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./:=,@%+".contains(c));
+            if plain {
+                a
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn calibrate(runtime: &tokio::runtime::Runtime, args: Args) -> ExitCode {
+    let json = args.json;
+    match runtime.block_on(drift_sim::calibrate::run(args, command_line())) {
+        Ok(report) => {
+            let text = report.render_text();
+            if json {
+                eprint!("{text}");
+                match serde_json::to_string(&report) {
+                    Ok(line) => println!("{line}"),
+                    Err(e) => {
+                        eprintln!("drift-sim: error: encoding the report: {e}");
+                        return ExitCode::FAILURE;
+                    }
+                }
+            } else {
+                print!("{text}");
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            let line = format!("{e:#}").replace('\n', " ");
+            eprintln!("drift-sim: error: {line}");
+            ExitCode::FAILURE
+        }
+    }
+}
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -18,6 +64,9 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    if args.mode == Mode::Calibrate {
+        return calibrate(&runtime, args);
+    }
     let json = args.json;
     let outcome = runtime.block_on(drift_sim::run_until(args, async {
         let _ = tokio::signal::ctrl_c().await;

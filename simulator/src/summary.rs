@@ -140,6 +140,7 @@ impl Summary {
         let mut s = String::new();
         let mode = match self.mode {
             Mode::Ingest => "ingest",
+            Mode::Calibrate => "calibrate",
             Mode::Predict => "predict",
         };
         let _ = writeln!(

@@ -206,7 +206,7 @@ fn ensure_success(url: &Url, status: StatusCode, body: &[u8]) -> anyhow::Result<
     Ok(())
 }
 
-fn error_message(body: &[u8]) -> Option<String> {
+pub(crate) fn error_message(body: &[u8]) -> Option<String> {
     let v: serde_json::Value = serde_json::from_slice(body).ok()?;
     let e = &v["error"];
     Some(format!(
