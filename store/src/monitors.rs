@@ -38,7 +38,10 @@ impl Store {
             cmd.arg(self.keys.config(&spec.config.name)).arg("features");
             let old: Option<String> = self.query(cmd).await?;
             let max = max_monitors.unwrap_or(0);
-            match self.register_over(spec, old.as_deref().unwrap_or(""), max).await {
+            match self
+                .register_over(spec, old.as_deref().unwrap_or(""), max)
+                .await
+            {
                 Err(StoreError::StaleConfig) if attempts < 4 => attempts += 1,
                 other => return other,
             }
