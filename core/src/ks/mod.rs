@@ -173,6 +173,37 @@ impl Reference {
         &self.sorted
     }
 
+    /// The two-sided statistic D of `ks_2samp(window, reference)` alone, for a window that
+    /// is already sorted: the same number as
+    /// `evaluate(window, TwoSided, Auto).statistic` (snapped to h / lcm where `auto` takes
+    /// the exact path), from the one merge walk and without a p-value. For callers that
+    /// decide on the statistic only, as the `ert` rule does (simulations, benchmarks).
+    ///
+    /// Rejects an empty window, NaN and a window out of ascending order.
+    pub fn statistic(&self, window_sorted: &[f64]) -> Result<f64, KsError> {
+        let x = window_sorted;
+        if x.is_empty() || self.sorted.is_empty() {
+            return Err(KsError::EmptySample);
+        }
+        if x.iter().any(|v| v.is_nan()) {
+            return Err(KsError::NonFinite);
+        }
+        if x.windows(2).any(|w| w[0] > w[1]) {
+            return Err(KsError::NotSorted);
+        }
+        let ext = statistic::extremes(x, &self.sorted);
+        // As in `ks_sorted` for `TwoSided`.
+        let min_s = (-ext.min).clamp(0.0, 1.0);
+        let d = if min_s > ext.max { min_s } else { ext.max };
+        let (n1, n2) = (x.len() as u64, self.sorted.len() as u64);
+        if n1.max(n2) > MAX_AUTO_N as u64 {
+            return Ok(d);
+        }
+        let lcm = n1 / exact::gcd(n1, n2) * n2;
+        let h = (d * lcm as f64).round_ties_even() as u64;
+        Ok(h as f64 / lcm as f64)
+    }
+
     /// `ks_2samp(window, reference)`; sorts `window` in place.
     ///
     /// Buffers for sorting large windows (O(window) integers) and for the exact two-sided
@@ -333,6 +364,50 @@ mod tests {
             Some(KsError::NotSorted)
         );
         assert!(ks_2samp(&[f64::INFINITY], &[f64::NEG_INFINITY, 0.0], a, m).is_ok());
+    }
+
+    #[test]
+    fn statistic_is_the_statistic_of_ks_2samp() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut draw = |n: usize, levels: u64| -> Vec<f64> {
+            (0..n)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 7;
+                    state ^= state << 17;
+                    (state % levels) as f64 * 0.1
+                })
+                .collect()
+        };
+        // Small and large sizes (above 10000 `auto` does not snap), with and without ties.
+        for (n1, n2, levels) in [
+            (1, 1, 3),
+            (7, 11, 5),
+            (100, 300, 1 << 40),
+            (500, 569, 20),
+            (500, 569, 1 << 40),
+            (250, 5000, 1 << 40),
+            (12_000, 300, 1 << 40),
+            (300, 10_001, 50),
+        ] {
+            for _ in 0..5 {
+                let mut window = draw(n1, levels);
+                let reference = Reference::new(draw(n2, levels)).unwrap_or_else(|e| panic!("{e}"));
+                let want = ks_2samp(
+                    &window,
+                    reference.sorted(),
+                    Alternative::TwoSided,
+                    Method::Auto,
+                )
+                .map(|r| r.statistic);
+                window.sort_by(f64::total_cmp);
+                assert_eq!(reference.statistic(&window), want, "{n1} {n2} {levels}");
+            }
+        }
+        let reference = Reference::new(vec![1.0, 2.0]).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(reference.statistic(&[]), Err(KsError::EmptySample));
+        assert_eq!(reference.statistic(&[f64::NAN]), Err(KsError::NonFinite));
+        assert_eq!(reference.statistic(&[2.0, 1.0]), Err(KsError::NotSorted));
     }
 
     #[test]
