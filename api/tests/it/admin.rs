@@ -60,6 +60,14 @@ async fn put_replace_reset_and_delete_a_monitor() {
     for (path, code) in [
         ("/v1/monitors/bad%20name", "invalid_monitor"),
         ("/v1/monitors/custom?window=1", "invalid_monitor"),
+        (
+            "/v1/monitors/custom?window=100000000000000000&stride=1",
+            "invalid_monitor",
+        ),
+        (
+            "/v1/monitors/custom?stride=100000000000000000",
+            "invalid_monitor",
+        ),
         ("/v1/monitors/custom?nonsense=1", "invalid_parameters"),
     ] {
         c.error(put(&c, path, Some(TOKEN), csv(0.0)), 422, code)
@@ -276,4 +284,34 @@ async fn concurrent_puts_never_exceed_the_monitor_limit() {
     );
     let list: Value = c.get("/v1/monitors", 200).await;
     assert_eq!(list["monitors"].as_array().unwrap().len(), 2, "{list}");
+}
+
+/// `.` and `..` (also percent-encoded) are refused as monitor names. Sent over a raw
+/// socket: HTTP client libraries resolve dot segments before sending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dot_segments_are_not_monitor_names() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let redis = RedisServer::start();
+    let srv = spawn_api(&redis.url(), P, |c| {
+        c.admin_token = Some(Secret(TOKEN.into()));
+    })
+    .await;
+    srv.wait_ready().await;
+    let addr = srv.url().trim_start_matches("http://").to_string();
+    for name in ["%2e%2e", "..", "%2E", "."] {
+        let body = csv(0.0);
+        let req = format!(
+            "PUT /v1/monitors/{name}?exclude=label HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {TOKEN}\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let mut s = tokio::net::TcpStream::connect(&addr).await.unwrap();
+        s.write_all(req.as_bytes()).await.unwrap();
+        let mut out = String::new();
+        s.read_to_string(&mut out).await.unwrap();
+        assert!(out.starts_with("HTTP/1.1 422"), "{name}: {out}");
+        assert!(out.contains("invalid_monitor"), "{name}: {out}");
+    }
+    let list: Value = srv.client().get("/v1/monitors", 200).await;
+    assert_eq!(list["monitors"].as_array().unwrap().len(), 1, "{list}");
 }
