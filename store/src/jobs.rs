@@ -86,12 +86,10 @@ fn parse_entry(monitor: &str, entry: &Value) -> Option<Result<Job, Poison>> {
     Some(job.ok_or_else(|| poison("not a job: fields f, s and v are required")))
 }
 
-/// Parses an XREADGROUP reply: `[[stream, [entry, ...]], ...]` (or a map in RESP3).
-fn parse_read_reply(
-    reply: &Value,
-    monitor_of_stream: &HashMap<String, String>,
-) -> Vec<Result<Job, Poison>> {
-    let streams: Vec<(Value, Value)> = match reply {
+/// The (stream, entries) pairs of an XREADGROUP reply: `[[stream, [entry, ...]], ...]`
+/// (or a map in RESP3).
+fn streams_of(reply: &Value) -> Vec<(Value, Value)> {
+    match reply {
         Value::Array(items) => items
             .iter()
             .filter_map(|s| match s {
@@ -101,9 +99,16 @@ fn parse_read_reply(
             .collect(),
         Value::Map(m) => m.clone(),
         _ => Vec::new(),
-    };
+    }
+}
+
+/// Parses the jobs of an XREADGROUP reply.
+fn parse_read_reply(
+    reply: &Value,
+    monitor_of_stream: &HashMap<String, String>,
+) -> Vec<Result<Job, Poison>> {
     let mut out = Vec::new();
-    for (key, entries) in streams {
+    for (key, entries) in streams_of(reply) {
         let Some(monitor) = text(&key).and_then(|k| monitor_of_stream.get(&k).cloned()) else {
             continue;
         };
@@ -151,19 +156,8 @@ fn parse_pending(reply: &Value) -> Vec<StuckJob> {
 
 /// Ids of the registry entries in an XREADGROUP reply.
 fn registry_ids(reply: &Value, registry: &str) -> Vec<String> {
-    let streams: Vec<(Value, Value)> = match reply {
-        Value::Array(items) => items
-            .iter()
-            .filter_map(|s| match s {
-                Value::Array(kv) if kv.len() == 2 => Some((kv[0].clone(), kv[1].clone())),
-                _ => None,
-            })
-            .collect(),
-        Value::Map(m) => m.clone(),
-        _ => Vec::new(),
-    };
     let mut ids = Vec::new();
-    for (key, entries) in streams {
+    for (key, entries) in streams_of(reply) {
         if text(&key).as_deref() != Some(registry) {
             continue;
         }
