@@ -19,7 +19,7 @@ use crate::cli::{Args, ProgressMode};
 use crate::copula::Copula;
 use crate::generator::Generator;
 use crate::scenario::{DriftKind, Scenario, SwapValues};
-use crate::target::{error_chain, error_code, error_message, Target, HISTORY_PAGE};
+use crate::target::{error_chain, error_code, error_message, fetch_json, Target, HISTORY_PAGE};
 use anyhow::{anyhow, bail, Context};
 use drift_contract::{
     ErrorCode, Frame, IngestAccepted, MonitorView, PutMonitorAnswer, PutMonitorQuery,
@@ -553,26 +553,16 @@ impl Ctx {
             reference_confidence: plan.reference_confidence,
             ..PutMonitorQuery::default()
         };
-        let resp = self
+        let what = format!("PUT {url}");
+        let req = self
             .target
             .client()
-            .put(url.clone())
+            .put(url)
             .query(&query)
             .bearer_auth(&self.token)
             .header(CONTENT_TYPE, "text/csv")
-            .body(csv.to_string())
-            .send()
-            .await
-            .map_err(|e| anyhow!("PUT {url}: {}", error_chain(&e)))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| anyhow!("PUT {url}: {}", error_chain(&e)))?;
-        if !status.is_success() {
-            bail!("PUT {url} answered {status}: {}", describe(&body));
-        }
-        serde_json::from_slice(&body).with_context(|| format!("PUT {url} did not return a monitor"))
+            .body(csv.to_string());
+        fetch_json(req, &what, None).await
     }
 
     /// Deletes a monitor; an unknown one is fine.
@@ -611,45 +601,16 @@ impl Ctx {
             columns: self.columns.clone(),
             data: batch.rows,
         };
-        let resp = self
-            .target
-            .client()
-            .post(url.clone())
-            .json(&frame)
-            .send()
-            .await
-            .map_err(|e| anyhow!("POST {url}: {}", error_chain(&e)))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| anyhow!("POST {url}: {}", error_chain(&e)))?;
-        if status != StatusCode::ACCEPTED {
-            bail!("POST {url} answered {status}: {}", describe(&body));
-        }
-        let ok: IngestAccepted = serde_json::from_slice(&body)
-            .with_context(|| format!("POST {url}: unexpected answer"))?;
+        let what = format!("POST {url}");
+        let req = self.target.client().post(url).json(&frame);
+        let ok: IngestAccepted = fetch_json(req, &what, Some(StatusCode::ACCEPTED)).await?;
         Ok(ok.seq)
     }
 
     async fn view(&self, name: &str) -> anyhow::Result<MonitorView> {
         let url = self.target.url(&["v1", "monitors", name])?;
-        let resp = self
-            .target
-            .client()
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| anyhow!("GET {url}: {}", error_chain(&e)))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| anyhow!("GET {url}: {}", error_chain(&e)))?;
-        if !status.is_success() {
-            bail!("GET {url} answered {status}: {}", describe(&body));
-        }
-        serde_json::from_slice(&body).with_context(|| format!("GET {url} did not return a monitor"))
+        let what = format!("GET {url}");
+        fetch_json(self.target.client().get(url), &what, None).await
     }
 
     /// Sends one stride and checks that the monitor is where this stream put it.

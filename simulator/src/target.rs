@@ -155,20 +155,8 @@ impl Target {
             }
             q.append_pair("limit", &limit.to_string());
         }
-        let resp = self
-            .client
-            .get(url.clone())
-            .send()
-            .await
-            .map_err(|e| anyhow!("GET {url}: {}", error_chain(&e)))?;
-        let status = resp.status();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| anyhow!("GET {url}: {}", error_chain(&e)))?;
-        ensure_success(&url, status, &body)?;
-        let page: HistoryPage = serde_json::from_slice(&body)
-            .with_context(|| format!("GET {url} did not return a history page"))?;
+        let what = format!("GET {url}");
+        let page: HistoryPage = fetch_json(self.client.get(url), &what, None).await?;
         Ok(page.entries)
     }
 
@@ -187,6 +175,30 @@ impl Target {
             }
         }
     }
+}
+
+/// Sends `req` (`what` names it in errors, e.g. `GET <url>`), expects `expect` (any success
+/// when `None`) and decodes the answer as `T`; a refusal is reported with the API's error.
+pub(crate) async fn fetch_json<T: serde::de::DeserializeOwned>(
+    req: reqwest::RequestBuilder,
+    what: &str,
+    expect: Option<StatusCode>,
+) -> anyhow::Result<T> {
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| anyhow!("{what}: {}", error_chain(&e)))?;
+    let status = resp.status();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| anyhow!("{what}: {}", error_chain(&e)))?;
+    if !expect.map_or(status.is_success(), |s| s == status) {
+        let detail = error_message(&body)
+            .unwrap_or_else(|| String::from_utf8_lossy(&body).chars().take(300).collect());
+        bail!("{what} answered {status}: {detail}");
+    }
+    serde_json::from_slice(&body).with_context(|| format!("{what}: unexpected answer"))
 }
 
 /// The `error.code` of an error body, if it is the API's JSON error.
