@@ -37,7 +37,7 @@ impl Store {
             let mut cmd = redis::cmd("HGET");
             cmd.arg(self.keys.config(&spec.config.name)).arg("features");
             let old: Option<String> = self.query(cmd).await?;
-            let max = max_monitors.unwrap_or(0);
+            let max = max_monitors.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
             match self
                 .register_over(spec, old.as_deref().unwrap_or(""), max)
                 .await
@@ -52,7 +52,7 @@ impl Store {
         &self,
         spec: &MonitorSpec,
         old_features: &str,
-        max_monitors: usize,
+        max_monitors: i64,
     ) -> Result<(Registered, bool), StoreError> {
         let cfg = &spec.config;
         let m = &cfg.name;

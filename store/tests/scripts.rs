@@ -530,3 +530,18 @@ async fn a_monitor_filled_to_its_caps_stays_within_its_memory_bound() {
         "{used} bytes used, bound {bound}"
     );
 }
+
+#[tokio::test]
+async fn a_limit_of_zero_monitors_admits_none_and_no_limit_admits_any() {
+    let redis = RedisServer::start();
+    let store = store(&redis);
+    let a = spec("a", CSV5, small(2, 1, Correction::Bonferroni));
+    let err = store.register_within(&a, Some(0)).await.unwrap_err();
+    assert_eq!(err, drift_store::StoreError::TooManyMonitors(0));
+    assert!(store.monitors().await.unwrap().is_empty());
+    let (outcome, created) = store.register_within(&a, None).await.unwrap();
+    assert_eq!((outcome, created), (Registered::NewVersion, true));
+    // Already registered: replacing it is allowed at the limit.
+    let (outcome, created) = store.register_within(&a, Some(1)).await.unwrap();
+    assert_eq!((outcome, created), (Registered::Unchanged, false));
+}

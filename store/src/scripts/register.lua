@@ -12,7 +12,7 @@
 -- ARGV[1]=version ARGV[2]=config json ARGV[3]=window ARGV[4]=stride ARGV[5]=nf
 -- ARGV[6]=monitor name ARGV[7]=group ARGV[8]=features joined by \n
 -- ARGV[9]=old features joined by \n, as the caller read them (their keys follow the new ones)
--- ARGV[10]=most monitors that may be registered (0: no limit)
+-- ARGV[10]=most monitors that may be registered (-1: no limit)
 -- ARGV[11..10+nf]=sorted reference blobs
 -- Returns {code, created}: code 0 (unchanged), 1 (parameters updated) or 2 (new version),
 -- created 1 when the monitor was not registered before; error STALECONFIG when the old
@@ -26,7 +26,7 @@ if (cur[3] or '') ~= ARGV[9] then
 end
 local max = tonumber(ARGV[10])
 local member = redis.call('SISMEMBER', KEYS[2], ARGV[6]) == 1
-if not member and max > 0 and redis.call('SCARD', KEYS[2]) >= max then
+if not member and max >= 0 and redis.call('SCARD', KEYS[2]) >= max then
   return redis.error_reply('TOOMANYMONITORS at most ' .. max .. ' monitors can be registered')
 end
 redis.pcall('XGROUP', 'CREATE', KEYS[3], ARGV[7], '0', 'MKSTREAM')
