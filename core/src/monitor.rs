@@ -214,8 +214,18 @@ impl MonitorSpec {
         let version = hex::encode(&hasher.finalize()[..8]);
         let features = dataset.names();
         let mut thresholds = Vec::new();
+        // A threshold depends on the feature only through its reference size, and each one
+        // inverts two Kolmogorov distributions: computed once per distinct size.
+        let mut by_size: Vec<(usize, Option<f64>)> = Vec::new();
         for (f, col) in features.iter().zip(dataset.columns()) {
-            let Some(c) = params.threshold(col.len(), features.len()) else {
+            let n = col.len();
+            let known = by_size.iter().find(|(m, _)| *m == n).map(|(_, c)| *c);
+            let c = known.unwrap_or_else(|| {
+                let c = params.threshold(n, features.len());
+                by_size.push((n, c));
+                c
+            });
+            let Some(c) = c else {
                 break;
             };
             if c > 1.0 {

@@ -1,7 +1,7 @@
 //! Admin and ingest tokens, and monitors created, replaced, reset and deleted over HTTP.
 
 use drift_api::config::Secret;
-use drift_testkit::{spawn_api, Client, RedisServer};
+use drift_testkit::{spawn_api, Client, RedisServer, Server};
 use serde_json::{json, Value};
 use std::time::Duration;
 
@@ -15,6 +15,17 @@ fn csv(shift: f64) -> String {
         s.push_str(&format!("{v},{},{}\n", (i as f64 * 0.11).cos(), i % 2));
     }
     s
+}
+
+/// An API with the admin token and at most `max_monitors` monitors, ready.
+async fn admin_api(redis: &RedisServer, max_monitors: usize) -> Server {
+    let srv = spawn_api(&redis.url(), P, |c| {
+        c.admin_token = Some(Secret(TOKEN.into()));
+        c.max_monitors = max_monitors;
+    })
+    .await;
+    srv.wait_ready().await;
+    srv
 }
 
 /// `PUT path` with a reference CSV, with or without a bearer token.
@@ -41,12 +52,7 @@ async fn admin_routes_are_disabled_without_a_token() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_replace_reset_and_delete_a_monitor() {
     let redis = RedisServer::start();
-    let srv = spawn_api(&redis.url(), P, |c| {
-        c.admin_token = Some(Secret(TOKEN.into()));
-        c.max_monitors = 2;
-    })
-    .await;
-    srv.wait_ready().await;
+    let srv = admin_api(&redis, 2).await;
     let c = srv.client();
     let url = "/v1/monitors/custom?window=20&stride=10&exclude=label&correction=bh";
     c.error(put(&c, url, None, csv(0.0)), 401, "unauthorized")
@@ -208,11 +214,7 @@ fn tokens_never_reach_the_logs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_ert_rule_and_its_parameters_are_set_per_monitor() {
     let redis = RedisServer::start();
-    let srv = spawn_api(&redis.url(), P, |c| {
-        c.admin_token = Some(Secret(TOKEN.into()));
-    })
-    .await;
-    srv.wait_ready().await;
+    let srv = admin_api(&redis, 100).await;
     let c = srv.client();
     // The default monitor runs the ert rule with its thresholds fixed at registration.
     let m: Value = c.get("/v1/monitors/breast_cancer", 200).await;
@@ -258,12 +260,7 @@ async fn the_ert_rule_and_its_parameters_are_set_per_monitor() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_puts_never_exceed_the_monitor_limit() {
     let redis = RedisServer::start();
-    let srv = spawn_api(&redis.url(), P, |c| {
-        c.admin_token = Some(Secret(TOKEN.into()));
-        c.max_monitors = 2;
-    })
-    .await;
-    srv.wait_ready().await;
+    let srv = admin_api(&redis, 2).await;
     let c = srv.client();
     let puts = (0..10).map(|i| {
         let c = c.clone();
@@ -292,11 +289,7 @@ async fn concurrent_puts_never_exceed_the_monitor_limit() {
 async fn dot_segments_are_not_monitor_names() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let redis = RedisServer::start();
-    let srv = spawn_api(&redis.url(), P, |c| {
-        c.admin_token = Some(Secret(TOKEN.into()));
-    })
-    .await;
-    srv.wait_ready().await;
+    let srv = admin_api(&redis, 100).await;
     let addr = srv.url().trim_start_matches("http://").to_string();
     for name in ["%2e%2e", "..", "%2E", "."] {
         let body = csv(0.0);
