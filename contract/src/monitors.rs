@@ -20,8 +20,13 @@ pub enum MonitorPhase {
 pub struct Counters {
     pub rounds: u64,
     pub evaluations: u64,
-    /// Jobs skipped because a newer result was already stored.
+    /// Jobs acknowledged without an evaluation of their own (every job is either
+    /// evaluated or stale).
     pub stale: u64,
+    /// Of the stale jobs, those whose feature was evaluated on a newer window instead:
+    /// the workers were behind ingest and skipped to the newest data.
+    #[serde(default)]
+    pub superseded: u64,
     pub detections: u64,
     /// Alarm episodes started over every feature (what `DriftDetected` fires on).
     #[serde(default)]
@@ -96,6 +101,7 @@ impl MonitorView {
                 rounds: s.rounds,
                 evaluations: s.evaluations,
                 stale: s.stale,
+                superseded: s.superseded,
                 detections: s.detections,
                 episodes: s.episodes,
                 dead_letters: s.dead_letters,
@@ -234,7 +240,7 @@ mod tests {
                 "reference_rows": 2, "rows": 7, "window_rows": 7, "status": "accumulating",
                 "features_drifting": 0, "drift_share": 0.0, "dataset_drifted": false,
                 "last_detected_at": null,
-                "counters": {"rounds": 0, "evaluations": 0, "stale": 0, "detections": 0,
+                "counters": {"rounds": 0, "evaluations": 0, "stale": 0, "superseded": 0, "detections": 0,
                              "episodes": 0, "dead_letters": 0},
                 "thresholds": {"a": c, "b": c},
                 "results": {"a": null, "b": null},

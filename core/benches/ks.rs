@@ -50,8 +50,9 @@ fn checksum(values: &[f64]) -> u64 {
     })
 }
 
-const SIZES: [(usize, usize); 5] = [
+const SIZES: [(usize, usize); 6] = [
     (100, 569),
+    (500, 569),
     (1000, 569),
     (10000, 569),
     (1000, 10000),

@@ -58,6 +58,10 @@ pub struct MonitorState {
     pub rounds: u64,
     pub evaluations: u64,
     pub stale: u64,
+    /// Of the stale jobs, those whose feature was evaluated on a newer window instead
+    /// (workers behind ingest).
+    #[serde(default)]
+    pub superseded: u64,
     pub detections: u64,
     /// Alarm episodes started, over every feature.
     #[serde(default)]

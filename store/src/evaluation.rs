@@ -1,5 +1,6 @@
-//! The worker's side of one evaluation: the sorted reference, the window a job is about,
-//! and recording the outcome with its acknowledgement.
+//! The worker's side of evaluation, a batch at a time: the sorted references, the windows
+//! of a batch of jobs in one round trip (`read_windows.lua`), and every outcome of the
+//! batch recorded with its acknowledgement in one more (`record_batch.lua`).
 
 use crate::codec;
 use crate::jobs::Job;
@@ -8,6 +9,7 @@ use crate::{Store, StoreError};
 use deadpool_redis::redis::{self, Value};
 use drift_core::alarm::{dataset_drift_min_features, decide, episode_lookback, flag};
 use drift_core::{Evaluation, MonitorConfig};
+use std::time::Duration;
 
 /// What a rule over every feature decides on: every feature's latest p-value at a
 /// revision of the monitor's state.
@@ -17,82 +19,136 @@ pub struct Snapshot {
     pub p_values: Vec<Option<f64>>,
 }
 
-/// What a worker reads for a job.
-#[derive(Clone, Debug, PartialEq)]
-pub enum WindowRead {
-    /// The window, newest value first, and the decision snapshot when one was asked for.
-    Window {
-        values: Vec<f64>,
-        snapshot: Option<Snapshot>,
-    },
-    Stale(String),
+/// Why a job is acknowledged without an evaluation of its own.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SkipKind {
+    /// Its window can no longer be evaluated: the monitor was re-registered or reset, or
+    /// the rows are gone.
+    Stale,
+    /// A window of its feature at or beyond its boundary is evaluated (or being
+    /// evaluated) instead: the worker was behind, and the newest data won.
+    Superseded,
 }
 
-/// The flags the alarm decided for an evaluation.
+impl SkipKind {
+    fn as_str(self) -> &'static str {
+        match self {
+            SkipKind::Stale => "stale",
+            SkipKind::Superseded => "superseded",
+        }
+    }
+}
+
+/// What was read for one job of a batch.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Decision {
-    /// A local rule: only the evaluated feature's flag.
-    Own(bool),
+pub enum JobRead {
+    /// The window to evaluate, newest value first, and the row count at which it ends:
+    /// the job's own boundary, or the newest row when a newer boundary was crossed.
+    Window {
+        seq: u64,
+        values: Vec<f64>,
+    },
+    Skip(SkipKind, String),
+    /// The window holds a value that does not decode: the job can never succeed.
+    Corrupt(String),
+}
+
+/// The reads of a batch, in the order of its jobs, and the decision snapshot when one was
+/// asked for.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WindowsRead {
+    pub reads: Vec<JobRead>,
+    pub snapshot: Option<Snapshot>,
+}
+
+/// An evaluation of a job's window, ready to record.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Evaluated {
+    pub job: Job,
+    /// Row count at which the evaluated window ends.
+    pub seq: u64,
+    pub evaluation: Evaluation,
+}
+
+/// The flags the alarm decided for a batch of evaluations.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Flags {
+    /// A local rule: each evaluated feature's own flag, in the order of the evaluations.
+    Own(Vec<bool>),
     /// A rule over every feature: all flags, decided on the snapshot at `rev`.
     All { rev: u64, flags: Vec<bool> },
 }
 
-impl Decision {
-    /// What `drift_core::alarm` decides on feature `feature`'s new evaluation: its own flag
-    /// under a local rule (the statistic against the feature's threshold under `ert`), every
-    /// flag under a rule over all features (on `snapshot`, which such a rule needs; without
-    /// one it decides as if no other feature had a result).
-    pub fn of(
+impl Flags {
+    /// What `drift_core::alarm` decides on a batch's evaluations: under a local rule each
+    /// feature's own flag (the statistic against the feature's threshold under `ert`);
+    /// under a rule over all features every flag, on `snapshot` with the batch's p-values
+    /// in place (without a snapshot it decides as if no other feature had a result).
+    pub fn decide(
         cfg: &MonitorConfig,
-        feature: usize,
-        e: &Evaluation,
+        evaluated: &[Evaluated],
         snapshot: Option<&Snapshot>,
     ) -> Self {
         let params = &cfg.params;
+        let nf = cfg.features.len();
         if params.correction.is_local() {
-            return Decision::Own(flag(
-                params.correction,
-                params.alpha,
-                cfg.features.len(),
-                e.p_value,
-                e.statistic,
-                cfg.threshold(feature),
-            ));
+            return Flags::Own(
+                evaluated
+                    .iter()
+                    .map(|e| {
+                        flag(
+                            params.correction,
+                            params.alpha,
+                            nf,
+                            e.evaluation.p_value,
+                            e.evaluation.statistic,
+                            cfg.threshold(e.job.feature),
+                        )
+                    })
+                    .collect(),
+            );
         }
         let mut ps = snapshot.map(|s| s.p_values.clone()).unwrap_or_default();
-        ps.resize(cfg.features.len().max(feature + 1), None);
-        ps[feature] = Some(e.p_value);
-        Decision::All {
+        ps.resize(nf, None);
+        for e in evaluated {
+            if let Some(p) = ps.get_mut(e.job.feature) {
+                *p = Some(e.evaluation.p_value);
+            }
+        }
+        Flags::All {
             rev: snapshot.map_or(0, |s| s.rev),
             flags: decide(&ps, params.alpha, params.correction),
         }
     }
 }
 
-/// What became of a job whose outcome was recorded.
+/// How a batch's jobs ended up, as counted by the recording step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub evaluated: u64,
+    pub stale: u64,
+    pub superseded: u64,
+    /// Someone else already acknowledged the job (it was delivered twice).
+    pub duplicate: u64,
+}
+
+/// What became of a batch's recording.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Recorded {
-    Evaluated,
-    Stale,
-    /// Someone else already recorded this job (it was delivered twice).
-    Duplicate,
+    Done(Tally),
     /// Another evaluation was recorded since the snapshot: decide again on this one.
     Conflict(Snapshot),
 }
 
-impl Recorded {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Recorded::Evaluated => "evaluated",
-            Recorded::Stale => "stale",
-            Recorded::Duplicate => "duplicate",
-            Recorded::Conflict(_) => "conflict",
-        }
-    }
-}
-
 fn text(v: &Value) -> Option<String> {
     redis::from_redis_value::<String>(v.clone()).ok()
+}
+
+fn int(v: &Value) -> Option<u64> {
+    match v {
+        Value::Int(i) => u64::try_from(*i).ok(),
+        v => text(v)?.parse().ok(),
+    }
 }
 
 fn parse_snapshot(parts: &[Value]) -> Result<Snapshot, StoreError> {
@@ -112,143 +168,222 @@ fn parse_snapshot(parts: &[Value]) -> Result<Snapshot, StoreError> {
     Ok(Snapshot { rev, p_values })
 }
 
+fn parse_read(entry: Value, monitor: &str) -> Result<JobRead, StoreError> {
+    let bad = || StoreError::Protocol(format!("read_windows of {monitor}: bad entry"));
+    let Value::Array(mut parts) = entry else {
+        return Err(bad());
+    };
+    match parts.first().and_then(text).as_deref() {
+        Some("s") => {
+            let kind = match parts.get(1).and_then(text).as_deref() {
+                Some("superseded") => SkipKind::Superseded,
+                _ => SkipKind::Stale,
+            };
+            Ok(JobRead::Skip(
+                kind,
+                parts.get(2).and_then(text).unwrap_or_default(),
+            ))
+        }
+        Some("w") if parts.len() == 3 => {
+            let raw: Vec<Vec<u8>> = redis::from_redis_value(parts.pop().unwrap_or(Value::Nil))?;
+            let seq = parts.get(1).and_then(int).ok_or_else(bad)?;
+            let values = raw.iter().map(|b| codec::decode(b)).collect();
+            Ok(match values {
+                Some(values) => JobRead::Window { seq, values },
+                None => JobRead::Corrupt(format!("corrupt window value in {monitor}")),
+            })
+        }
+        _ => Err(bad()),
+    }
+}
+
 impl Store {
-    /// The sorted reference of a feature, if the monitor is still at `version`.
-    pub async fn reference(
+    /// The sorted references of `features` (indexes into the config), if the monitor is
+    /// still at `version`, in one round trip; a feature whose reference is missing or
+    /// corrupt gets the reason instead (its jobs can never succeed; the others can).
+    pub async fn references(
         &self,
-        monitor: &str,
-        feature: &str,
+        cfg: &MonitorConfig,
+        features: &[usize],
         version: &str,
-    ) -> Result<Option<Vec<f64>>, StoreError> {
+    ) -> Result<Option<Vec<Result<Vec<f64>, String>>>, StoreError> {
+        let m = &cfg.name;
+        let names: Vec<&String> = features
+            .iter()
+            .map(|&i| {
+                cfg.features
+                    .get(i)
+                    .ok_or_else(|| StoreError::Protocol(format!("feature index {i} out of range")))
+            })
+            .collect::<Result<_, _>>()?;
         let mut pipe = redis::pipe();
         pipe.atomic()
             .cmd("HGET")
-            .arg(self.keys.config(monitor))
-            .arg("version")
-            .cmd("GET")
-            .arg(self.keys.reference(monitor, feature));
-        let (cur, blob): (Option<String>, Option<Vec<u8>>) = self
+            .arg(self.keys.config(m))
+            .arg("version");
+        for f in &names {
+            pipe.cmd("GET").arg(self.keys.reference(m, f));
+        }
+        let reply: Vec<Value> = self
             .run(|mut c| async move { Ok(pipe.query_async(&mut c).await?) })
             .await?;
-        if cur.as_deref() != Some(version) {
+        let mut it = reply.into_iter();
+        if it.next().as_ref().and_then(text).as_deref() != Some(version) {
             return Ok(None);
         }
-        let blob =
-            blob.ok_or_else(|| StoreError::Protocol(format!("no reference for {feature}")))?;
-        codec::decode_all(&blob)
-            .map(Some)
-            .ok_or_else(|| StoreError::Protocol(format!("corrupt reference for {feature}")))
-    }
-
-    /// The window that ended at row `job.seq`, or why the job is stale; with `snapshot`,
-    /// also the decision snapshot (for rules over every feature).
-    pub async fn read_window(
-        &self,
-        cfg: &MonitorConfig,
-        job: &Job,
-        snapshot: bool,
-    ) -> Result<WindowRead, StoreError> {
-        let m = &job.monitor;
-        let Some(feature) = cfg.features.get(job.feature) else {
-            return Ok(WindowRead::Stale("feature".into()));
-        };
-        let k = &self.keys;
-        let mut inv = self.scripts.read_window.prepare_invoke();
-        Store::keys_of(&mut inv, [k.seq(m), k.config(m), k.window(m, feature)]);
-        if snapshot {
-            let results = cfg.features.iter().map(|f| k.result(m, f));
-            Store::keys_of(&mut inv, std::iter::once(k.state(m)).chain(results));
-        }
-        inv.arg(job.seq).arg(&job.version);
-        let v: Value = self.invoke(inv).await?;
-        let Value::Array(mut parts) = v else {
-            return Err(StoreError::Protocol("read_window: not an array".into()));
-        };
-        let tag = parts.first().and_then(text).unwrap_or_default();
-        if tag == "stale" {
-            let reason = parts.get(1).and_then(text).unwrap_or_default();
-            return Ok(WindowRead::Stale(reason));
-        }
-        let snapshot = match parts.len() {
-            4 => match parts.pop() {
-                Some(Value::Array(snap)) => Some(parse_snapshot(&snap)?),
-                _ => return Err(StoreError::Protocol("read_window: bad snapshot".into())),
-            },
-            _ => None,
-        };
-        let raw: Vec<Vec<u8>> = redis::from_redis_value(parts.pop().unwrap_or(Value::Nil))?;
-        let values = raw
+        let refs = names
             .iter()
-            .map(|b| codec::decode(b))
-            .collect::<Option<Vec<f64>>>()
-            .ok_or_else(|| StoreError::Protocol(format!("corrupt window value in {feature}")))?;
-        Ok(WindowRead::Window { values, snapshot })
+            .zip(it)
+            .map(|(f, v)| {
+                let blob: Option<Vec<u8>> = redis::from_redis_value(v)?;
+                Ok(match blob {
+                    None => Err(format!("no reference for {f}")),
+                    Some(b) => codec::decode_all(&b).ok_or(format!("corrupt reference for {f}")),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(refs))
     }
 
-    /// Records an evaluation with its decision (`Some`) or a stale skip (`None`) of `job`,
-    /// and acknowledges it, in one step (see `scripts/record_result.lua`).
-    pub async fn record(
+    /// The windows of `jobs` (at most one per feature, all of `cfg`'s monitor and version)
+    /// in one step, each leased to its job for `lease`; with `snapshot`, also the decision
+    /// snapshot (for rules over every feature). `None`: the monitor is at another version
+    /// than `cfg`. See `scripts/read_windows.lua`.
+    pub async fn read_windows(
         &self,
         cfg: &MonitorConfig,
-        job: &Job,
+        jobs: &[Job],
+        lease: Duration,
+        snapshot: bool,
+    ) -> Result<Option<WindowsRead>, StoreError> {
+        let m = &cfg.name;
+        let k = &self.keys;
+        let mut inv = self.scripts.read_windows.prepare_invoke();
+        let results = cfg.features.iter().map(|f| k.result(m, f));
+        let windows = cfg.features.iter().map(|f| k.window(m, f));
+        Store::keys_of(
+            &mut inv,
+            [k.seq(m), k.config(m), k.state(m)]
+                .into_iter()
+                .chain(results)
+                .chain(windows),
+        );
+        inv.arg(&cfg.version)
+            .arg(lease.as_millis() as u64)
+            .arg(if snapshot { "1" } else { "0" })
+            .arg(jobs.len());
+        for j in jobs {
+            inv.arg(j.feature).arg(j.seq).arg(&j.id);
+        }
+        let v: Value = self.invoke(inv).await?;
+        let Value::Array(parts) = v else {
+            return Err(StoreError::Protocol("read_windows: not an array".into()));
+        };
+        let mut parts = parts.into_iter();
+        match parts.next().as_ref().and_then(text).as_deref() {
+            Some("version") => return Ok(None),
+            Some("ok") => {}
+            other => return Err(StoreError::Protocol(format!("read_windows: {other:?}"))),
+        }
+        let Some(Value::Array(entries)) = parts.next() else {
+            return Err(StoreError::Protocol("read_windows: no entries".into()));
+        };
+        if entries.len() != jobs.len() {
+            return Err(StoreError::Protocol(
+                "read_windows: one entry per job expected".into(),
+            ));
+        }
+        let reads = entries
+            .into_iter()
+            .map(|e| parse_read(e, m))
+            .collect::<Result<Vec<_>, _>>()?;
+        let snapshot = match parts.next() {
+            Some(Value::Array(snap)) => Some(parse_snapshot(&snap)?),
+            Some(_) => return Err(StoreError::Protocol("read_windows: bad snapshot".into())),
+            None => None,
+        };
+        Ok(Some(WindowsRead { reads, snapshot }))
+    }
+
+    /// Records a batch of one monitor: acknowledges the skipped jobs and stores the
+    /// evaluations with their flags, acknowledging each, in one step (see
+    /// `scripts/record_batch.lua`).
+    pub async fn record_batch(
+        &self,
+        cfg: &MonitorConfig,
         now: f64,
-        outcome: Option<(&Evaluation, &Decision)>,
+        skipped: &[(String, SkipKind)],
+        evaluated: &[Evaluated],
+        flags: &Flags,
     ) -> Result<Recorded, StoreError> {
         let m = &cfg.name;
         let k = &self.keys;
-        let mut inv = self.scripts.record.prepare_invoke();
+        let params = &cfg.params;
+        let mut inv = self.scripts.record_batch.prepare_invoke();
         let monitor = [k.jobs(m), k.stats(m), k.state(m), k.config(m), k.history(m)];
         let results = cfg.features.iter().map(|f| k.result(m, f));
         Store::keys_of(&mut inv, monitor.into_iter().chain(results));
-        let mode = match outcome {
-            None => "stale",
-            Some((_, Decision::Own(_))) => "own",
-            Some((_, Decision::All { .. })) => "all",
+        let min_drifting =
+            dataset_drift_min_features(params.dataset_drift_share, cfg.features.len());
+        let (mode, rev, all) = match flags {
+            Flags::Own(_) => ("own", 0, String::new()),
+            Flags::All { rev, flags } => (
+                "all",
+                *rev,
+                flags.iter().map(|f| if *f { '1' } else { '0' }).collect(),
+            ),
         };
         inv.arg(GROUP)
-            .arg(&job.id)
+            .arg(&cfg.version)
+            .arg(format!("{now:.3}"))
+            .arg(self.caps.history)
+            .arg(min_drifting)
+            .arg(episode_lookback(params.window, params.stride))
             .arg(mode)
-            .arg(job.feature)
-            .arg(job.seq)
-            .arg(&job.version)
-            .arg(format!("{now:.3}"));
-        if let Some((e, decision)) = outcome {
-            let params = &cfg.params;
-            let min_drifting =
-                dataset_drift_min_features(params.dataset_drift_share, cfg.features.len());
-            let round = job.seq.saturating_sub(params.window as u64) / params.stride.max(1) as u64;
+            .arg(rev)
+            .arg(all)
+            .arg(skipped.len())
+            .arg(evaluated.len());
+        for (id, kind) in skipped {
+            inv.arg(id).arg(kind.as_str());
+        }
+        for (i, ev) in evaluated.iter().enumerate() {
+            let e = &ev.evaluation;
+            let round = ev.seq.saturating_sub(params.window as u64) / params.stride.max(1) as u64;
+            let own = match flags {
+                Flags::Own(f) => f.get(i).copied().unwrap_or(false),
+                Flags::All { .. } => false,
+            };
             // `{:?}` prints the shortest representation that parses back to the same f64.
-            inv.arg(format!("{:?}", e.p_value))
+            inv.arg(&ev.job.id)
+                .arg(ev.job.feature)
+                .arg(ev.seq)
+                .arg(format!("{:?}", e.p_value))
                 .arg(format!("{:?}", e.statistic))
                 .arg(format!("{:?}", e.statistic_location))
                 .arg(e.statistic_sign)
                 .arg(e.window_rows)
                 .arg(e.method)
-                .arg(self.caps.history)
-                .arg(min_drifting)
                 .arg(
-                    cfg.threshold(job.feature)
+                    cfg.threshold(ev.job.feature)
                         .map_or(String::new(), |c| format!("{c:?}")),
                 )
                 .arg(round)
-                .arg(episode_lookback(params.window, params.stride));
-            match decision {
-                Decision::Own(flag) => {
-                    inv.arg(if *flag { "1" } else { "0" });
-                }
-                Decision::All { rev, flags } => {
-                    let flags: String = flags.iter().map(|f| if *f { '1' } else { '0' }).collect();
-                    inv.arg(flags).arg(*rev);
-                }
-            }
+                .arg(if own { "1" } else { "0" });
         }
         let reply: Vec<Value> = self.invoke(inv).await?;
         match reply.first().and_then(text).as_deref() {
-            Some("evaluated") => Ok(Recorded::Evaluated),
-            Some("stale") => Ok(Recorded::Stale),
-            Some("duplicate") => Ok(Recorded::Duplicate),
+            Some("ok") => {
+                let n = |i: usize| reply.get(i).and_then(int).unwrap_or(0);
+                Ok(Recorded::Done(Tally {
+                    evaluated: n(1),
+                    stale: n(2),
+                    superseded: n(3),
+                    duplicate: n(4),
+                }))
+            }
             Some("conflict") => Ok(Recorded::Conflict(parse_snapshot(&reply[1..])?)),
-            other => Err(StoreError::Protocol(format!("record: {other:?}"))),
+            other => Err(StoreError::Protocol(format!("record_batch: {other:?}"))),
         }
     }
 }

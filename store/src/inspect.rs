@@ -151,6 +151,39 @@ impl Store {
         self.query(cmd).await
     }
 
+    /// Fault injection: the next undelivered job of `monitor` is delivered to a consumer
+    /// that never acknowledges it, as if it had been delivered `deliveries` times and had
+    /// failed each time. Returns its id (`None`: no undelivered job).
+    pub async fn strand_next_job(
+        &self,
+        monitor: &str,
+        deliveries: u64,
+    ) -> Result<Option<String>, StoreError> {
+        self.ensure_group(monitor).await?;
+        let jobs = self.keys.jobs(monitor);
+        let mut read = redis::cmd("XREADGROUP");
+        read.arg("GROUP")
+            .arg(GROUP)
+            .arg("ghost")
+            .arg("COUNT")
+            .arg(1);
+        read.arg("STREAMS").arg(&jobs).arg(">");
+        type Entries = Vec<(String, HashMap<String, String>)>;
+        let reply: Option<Vec<(String, Entries)>> = self.query(read).await?;
+        let Some(id) = reply
+            .and_then(|streams| streams.into_iter().next())
+            .and_then(|(_, entries)| entries.into_iter().next())
+            .map(|(id, _)| id)
+        else {
+            return Ok(None);
+        };
+        let mut claim = redis::cmd("XCLAIM");
+        claim.arg(&jobs).arg(GROUP).arg("ghost").arg(0).arg(&id);
+        claim.arg("RETRYCOUNT").arg(deliveries).arg("JUSTID");
+        let _: Vec<String> = self.query(claim).await?;
+        Ok(Some(id))
+    }
+
     /// Fault injection: overwrites one field of the monitor's stored config hash (as an
     /// older version or a hand edit could leave it), bypassing validation.
     pub async fn tamper_config(

@@ -5,10 +5,10 @@
 //! no Redis command or key format exists outside this crate.
 //!
 //! Where a row goes: [`Store::ingest`] (`ingest.lua`) appends it to every feature's window
-//! and enqueues jobs; a worker's [`JobReader`] reads them; [`Store::read_window`]
-//! (`read_window.lua`) hands it the window; [`Store::record`] (`record_result.lua`) stores
-//! the decision and acknowledges the job; [`Store::status`] is what the API and the
-//! exporter read back.
+//! and enqueues jobs; a worker's [`JobReader`] reads them; [`Store::read_windows`]
+//! (`read_windows.lua`) hands it a batch's windows; [`Store::record_batch`]
+//! (`record_batch.lua`) stores the batch's decisions and acknowledges its jobs;
+//! [`Store::status`] is what the API and the exporter read back.
 pub mod codec;
 mod connect;
 mod error;
@@ -23,7 +23,7 @@ mod store;
 
 pub use connect::{RedisArgs, RedisOptions, DEFAULT_REDIS_URL};
 pub use error::StoreError;
-pub use evaluation::{Decision, Recorded, Snapshot, WindowRead};
+pub use evaluation::{Evaluated, Flags, JobRead, Recorded, SkipKind, Snapshot, Tally, WindowsRead};
 pub use ingest::Ingested;
 pub use jobs::{Job, JobReader, Poison, StuckJob};
 pub use keys::Keys;

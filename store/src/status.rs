@@ -56,6 +56,7 @@ impl Store {
             rounds: int(&stats, "rounds"),
             evaluations: int(&stats, "evaluations"),
             stale: int(&stats, "stale"),
+            superseded: int(&stats, "superseded"),
             detections: int(&stats, "detections"),
             episodes: int(&stats, "episodes"),
             dead_letters: int(&stats, "dead_letters"),

@@ -47,8 +47,8 @@ pub(crate) struct Scripts {
     pub register: redis::Script,
     pub clear: redis::Script,
     pub ingest: redis::Script,
-    pub read_window: redis::Script,
-    pub record: redis::Script,
+    pub read_windows: redis::Script,
+    pub record_batch: redis::Script,
     pub dead_letter: redis::Script,
 }
 
@@ -71,8 +71,8 @@ impl Store {
                 register: redis::Script::new(include_str!("scripts/register.lua")),
                 clear: redis::Script::new(include_str!("scripts/clear.lua")),
                 ingest: redis::Script::new(include_str!("scripts/ingest.lua")),
-                read_window: redis::Script::new(include_str!("scripts/read_window.lua")),
-                record: redis::Script::new(include_str!("scripts/record_result.lua")),
+                read_windows: redis::Script::new(include_str!("scripts/read_windows.lua")),
+                record_batch: redis::Script::new(include_str!("scripts/record_batch.lua")),
                 dead_letter: redis::Script::new(include_str!("scripts/dead_letter.lua")),
             }),
             op_timeout: opts.op_timeout,

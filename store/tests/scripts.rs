@@ -4,7 +4,10 @@
 
 use drift_core::alarm::{decide, episode_lookback, starts_episode};
 use drift_core::{Correction, Dataset, Evaluation, MonitorConfig, MonitorSpec, Params};
-use drift_store::{Caps, Decision, Job, Recorded, RedisArgs, Registered, Store, WindowRead};
+use drift_store::{
+    Caps, Evaluated, Flags, Job, JobRead, Recorded, RedisArgs, Registered, SkipKind, Store, Tally,
+    WindowsRead,
+};
 use drift_testkit::RedisServer;
 use std::time::Duration;
 
@@ -61,10 +64,67 @@ fn job(cfg: &MonitorConfig, feature: usize, seq: u64) -> Job {
     }
 }
 
-fn window(r: WindowRead) -> Vec<f64> {
-    match r {
-        WindowRead::Window { values, .. } => values,
-        WindowRead::Stale(why) => panic!("stale: {why}"),
+const LEASE: Duration = Duration::from_secs(5);
+
+/// The windows of `jobs`, read as one batch.
+async fn read(store: &Store, cfg: &MonitorConfig, jobs: &[Job]) -> WindowsRead {
+    let global = !cfg.params.correction.is_local();
+    store
+        .read_windows(cfg, jobs, LEASE, global)
+        .await
+        .unwrap()
+        .expect("the monitor is at the config's version")
+}
+
+/// The one window read for `job`: (seq it ends at, values newest first).
+async fn window(store: &Store, cfg: &MonitorConfig, job: &Job) -> (u64, Vec<f64>) {
+    match read(store, cfg, std::slice::from_ref(job))
+        .await
+        .reads
+        .remove(0)
+    {
+        JobRead::Window { seq, values } => (seq, values),
+        other => panic!("not a window: {other:?}"),
+    }
+}
+
+/// Reads `jobs` as one batch, evaluates each window read as `eval` says, decides and
+/// records the batch (a local rule never conflicts).
+async fn evaluate(
+    store: &Store,
+    cfg: &MonitorConfig,
+    jobs: &[Job],
+    eval: impl Fn(&Job) -> Evaluation,
+) -> Tally {
+    let r = read(store, cfg, jobs).await;
+    let mut evaluated = Vec::new();
+    let mut skipped = Vec::new();
+    for (job, read) in jobs.iter().zip(r.reads) {
+        match read {
+            JobRead::Window { seq, .. } => evaluated.push(Evaluated {
+                job: job.clone(),
+                seq,
+                evaluation: eval(job),
+            }),
+            JobRead::Skip(kind, _) => skipped.push((job.id.clone(), kind)),
+            JobRead::Corrupt(why) => panic!("{why}"),
+        }
+    }
+    let flags = Flags::decide(cfg, &evaluated, r.snapshot.as_ref());
+    match store
+        .record_batch(cfg, 1.0, &skipped, &evaluated, &flags)
+        .await
+        .unwrap()
+    {
+        Recorded::Done(t) => t,
+        Recorded::Conflict(s) => panic!("conflict at {s:?}"),
+    }
+}
+
+fn evaluated(n: u64) -> Tally {
+    Tally {
+        evaluated: n,
+        ..Tally::default()
     }
 }
 
@@ -85,12 +145,10 @@ async fn registration_is_idempotent_and_versioned() {
     );
     assert_eq!(store.register(&c).await.unwrap(), Registered::NewVersion);
     assert_eq!(store.monitors().await.unwrap(), vec!["m".to_string()]);
-    let r = store.reference("m", "a", &c.config.version).await.unwrap();
-    assert_eq!(r, Some(vec![8.0, 9.0]));
-    assert_eq!(
-        store.reference("m", "a", &a.config.version).await.unwrap(),
-        None
-    );
+    let r = store.references(&c.config, &[0], &c.config.version).await;
+    assert_eq!(r.unwrap(), Some(vec![Ok(vec![8.0, 9.0])]));
+    let r = store.references(&c.config, &[0], &a.config.version).await;
+    assert_eq!(r.unwrap(), None);
 }
 
 #[tokio::test]
@@ -109,8 +167,11 @@ async fn a_new_feature_list_clears_the_windows_of_the_old_features() {
     assert_eq!(store.window_len("m", "a").await.unwrap(), 0);
     assert_eq!(store.window_len("m", "b").await.unwrap(), 0);
     assert_eq!(store.rows("m").await.unwrap(), 0);
+    let mut old = b.config.clone();
+    old.features = vec!["b".into()];
+    let r = store.references(&old, &[0], &b.config.version).await;
     assert!(
-        store.reference("m", "b", &b.config.version).await.is_err(),
+        matches!(&r.unwrap().unwrap()[..], [Err(_)]),
         "the old feature's reference must be gone"
     );
 }
@@ -143,28 +204,28 @@ async fn ingest_enqueues_one_round_per_boundary_crossing_and_windows_are_exact()
     assert!(jobs[..5].iter().all(|j| j.seq == 5));
     assert!(jobs[5..].iter().all(|j| j.seq == 9));
     // The window that ended at row 9: rows 5..=9, newest first.
-    let w = store
-        .read_window(cfg, &job(cfg, 2, 9), false)
-        .await
-        .unwrap();
-    assert_eq!(window(w), vec![92.0, 82.0, 72.0, 62.0, 52.0]);
-    // Row 5's job is superseded (boundary 7 was crossed since).
-    let w = store
-        .read_window(cfg, &job(cfg, 2, 5), false)
-        .await
-        .unwrap();
-    assert_eq!(w, WindowRead::Stale("superseded".into()));
+    let (seq, w) = window(&store, cfg, &job(cfg, 2, 9)).await;
+    assert_eq!((seq, w), (9, vec![92.0, 82.0, 72.0, 62.0, 52.0]));
+    // Row 5's window is gone (boundary 7 was crossed since): its job reads the newest.
+    let (seq, w) = window(&store, cfg, &job(cfg, 1, 5)).await;
+    assert_eq!((seq, w), (9, vec![91.0, 81.0, 71.0, 61.0, 51.0]));
     // One more row (no boundary): the window that ended at 9 is still read exactly.
     store.ingest(cfg, &batch(10, 1)).await.unwrap();
-    let w = store
-        .read_window(cfg, &job(cfg, 0, 9), false)
-        .await
-        .unwrap();
-    assert_eq!(window(w), vec![90.0, 80.0, 70.0, 60.0, 50.0]);
+    let (seq, w) = window(&store, cfg, &job(cfg, 0, 9)).await;
+    assert_eq!((seq, w), (9, vec![90.0, 80.0, 70.0, 60.0, 50.0]));
+    // Another job of feature 0 whose window is leased to the first one is dropped unread
+    // (the same job delivered again is not: it may be a takeover).
     let mut other = job(cfg, 0, 9);
-    other.version = "other-version".into();
-    let w = store.read_window(cfg, &other, false).await.unwrap();
-    assert_eq!(w, WindowRead::Stale("version".into()));
+    other.id = "0-2".into();
+    let r = read(&store, cfg, &[other, job(cfg, 0, 9)]).await.reads;
+    assert_eq!(r[0], JobRead::Skip(SkipKind::Superseded, "leased".into()));
+    assert!(matches!(r[1], JobRead::Window { seq: 9, .. }), "{:?}", r[1]);
+    let mut moved = cfg.clone();
+    moved.version = "other-version".into();
+    let r = store
+        .read_windows(&moved, &[job(cfg, 0, 9)], LEASE, false)
+        .await;
+    assert_eq!(r.unwrap(), None, "a read at another version reads nothing");
     // Windows are capped at window + stride.
     assert_eq!(store.window_len("m", "a").await.unwrap(), 7);
 }
@@ -218,13 +279,8 @@ async fn stored_flags_and_counts_are_the_alarms_decision_for_every_correction() 
                     _ => 0.01,
                 };
                 let e = evaluation(p);
-                let read = store.read_window(cfg, job, !corr.is_local()).await.unwrap();
-                let WindowRead::Window { snapshot, .. } = read else {
-                    panic!("{name}: job {job:?} stale");
-                };
-                let d = Decision::of(cfg, job.feature, &e, snapshot.as_ref());
-                let rec = store.record(cfg, job, 1.0, Some((&e, &d))).await.unwrap();
-                assert_eq!(rec, Recorded::Evaluated);
+                let rec = evaluate(&store, cfg, std::slice::from_ref(job), |_| e.clone()).await;
+                assert_eq!(rec, evaluated(1), "{name}: job {job:?}");
                 latest[job.feature] = Some(p);
                 let status = store.status(cfg).await.unwrap();
                 let want = decide(&latest, cfg.params.alpha, corr);
@@ -235,8 +291,9 @@ async fn stored_flags_and_counts_are_the_alarms_decision_for_every_correction() 
                 assert_eq!(status.state.dataset_drifted, n >= 3, "half of 5 features");
                 flagged_rounds += (n > 0) as u32;
                 // A second delivery of the same job changes nothing.
-                let again = store.record(cfg, job, 1.0, Some((&e, &d))).await.unwrap();
-                assert_eq!(again, Recorded::Duplicate);
+                let again = evaluate(&store, cfg, std::slice::from_ref(job), |_| e.clone()).await;
+                assert_eq!(again.duplicate, 1, "{again:?}");
+                assert_eq!(store.status(cfg).await.unwrap().p_values(), latest);
             }
         }
         assert!(
@@ -253,21 +310,22 @@ async fn a_decision_over_every_feature_on_an_old_snapshot_is_refused() {
     store.ingest(cfg, &vec![vec![1.0, 2.0]; 5]).await.unwrap();
     let jobs = read_jobs(&store, "bh").await;
     // Two workers read their snapshots before either records.
-    let snap = |r: WindowRead| match r {
-        WindowRead::Window { snapshot, .. } => snapshot.unwrap(),
-        WindowRead::Stale(why) => panic!("stale: {why}"),
-    };
-    let s0 = snap(store.read_window(cfg, &jobs[0], true).await.unwrap());
-    let s1 = snap(store.read_window(cfg, &jobs[1], true).await.unwrap());
+    let s0 = read(&store, cfg, &jobs[..1]).await.snapshot.unwrap();
+    let s1 = read(&store, cfg, &jobs[1..2]).await.snapshot.unwrap();
     assert_eq!(s0, s1);
-    let d0 = Decision::of(cfg, 0, &evaluation(0.001), Some(&s0));
+    let one = |i: usize, p: f64| Evaluated {
+        job: jobs[i].clone(),
+        seq: 2,
+        evaluation: evaluation(p),
+    };
+    let e0 = [one(0, 0.001)];
     let rec = store
-        .record(cfg, &jobs[0], 1.0, Some((&evaluation(0.001), &d0)))
+        .record_batch(cfg, 1.0, &[], &e0, &Flags::decide(cfg, &e0, Some(&s0)))
         .await;
-    assert_eq!(rec.unwrap(), Recorded::Evaluated);
-    let d1 = Decision::of(cfg, 1, &evaluation(0.02), Some(&s1));
+    assert_eq!(rec.unwrap(), Recorded::Done(evaluated(1)));
+    let e1 = [one(1, 0.02)];
     let rec = store
-        .record(cfg, &jobs[1], 1.0, Some((&evaluation(0.02), &d1)))
+        .record_batch(cfg, 1.0, &[], &e1, &Flags::decide(cfg, &e1, Some(&s1)))
         .await;
     let Recorded::Conflict(fresh) = rec.unwrap() else {
         panic!("a decision on an old snapshot was stored");
@@ -278,11 +336,10 @@ async fn a_decision_over_every_feature_on_an_old_snapshot_is_refused() {
         4,
         "a refused record must leave its job pending"
     );
-    let d1 = Decision::of(cfg, 1, &evaluation(0.02), Some(&fresh));
     let rec = store
-        .record(cfg, &jobs[1], 1.0, Some((&evaluation(0.02), &d1)))
+        .record_batch(cfg, 1.0, &[], &e1, &Flags::decide(cfg, &e1, Some(&fresh)))
         .await;
-    assert_eq!(rec.unwrap(), Recorded::Evaluated);
+    assert_eq!(rec.unwrap(), Recorded::Done(evaluated(1)));
     // BH over (0.001, 0.02, -, -, -) with m = 5: 0.001 <= 0.01, 0.02 <= 0.02: both flagged.
     let status = store.status(cfg).await.unwrap();
     assert_eq!(status.flags(), vec![true, true, false, false, false]);
@@ -317,16 +374,28 @@ async fn ert_flags_statistics_at_the_threshold_and_counts_episodes_as_the_alarm_
         store.ingest(cfg, &vec![vec![0.0; 10]; 2]).await.unwrap();
         let jobs = read_jobs(&store, "ert").await;
         assert_eq!(jobs.len(), 2, "round {round}");
-        for job in &jobs {
-            let above = job.feature == 0 && ch == 'A';
+        let above = |job: &Job| job.feature == 0 && ch == 'A';
+        let eval = |job: &Job| {
             let mut e = evaluation(0.5);
             // Exactly at the threshold counts as an exceedance; just below does not.
-            e.statistic = if above { c } else { c * (1.0 - 1e-12) };
-            let d = Decision::of(cfg, job.feature, &e, None);
-            assert_eq!(d, Decision::Own(above), "round {round}");
-            let rec = store.record(cfg, job, 1.0, Some((&e, &d))).await.unwrap();
-            assert_eq!(rec, Recorded::Evaluated);
-        }
+            e.statistic = if above(job) { c } else { c * (1.0 - 1e-12) };
+            e
+        };
+        let batch: Vec<Evaluated> = jobs
+            .iter()
+            .map(|j| Evaluated {
+                job: j.clone(),
+                seq: j.seq,
+                evaluation: eval(j),
+            })
+            .collect();
+        let want: Vec<bool> = jobs.iter().map(above).collect();
+        assert_eq!(
+            Flags::decide(cfg, &batch, None),
+            Flags::Own(want),
+            "round {round}"
+        );
+        assert_eq!(evaluate(&store, cfg, &jobs, eval).await, evaluated(2));
         let r = round as u64;
         if ch == 'A' {
             let starts = starts_episode(last, r, lookback);
@@ -404,12 +473,9 @@ async fn a_new_version_starts_from_zero_and_history_never_mixes_registrations() 
         let store = store.clone();
         async move {
             store.ingest(&cfg, &vec![vec![1.0, 2.0]; 5]).await.unwrap();
-            for job in read_jobs(&store, "m").await {
-                let e = evaluation(0.001);
-                let d = Decision::of(&cfg, job.feature, &e, None);
-                let rec = store.record(&cfg, &job, 1.0, Some((&e, &d))).await.unwrap();
-                assert_eq!(rec, Recorded::Evaluated);
-            }
+            let jobs = read_jobs(&store, "m").await;
+            let rec = evaluate(&store, &cfg, &jobs, |_| evaluation(0.001)).await;
+            assert_eq!(rec, evaluated(5));
         }
     };
     store.register(&a).await.unwrap();
@@ -515,11 +581,8 @@ async fn a_monitor_filled_to_its_caps_stays_within_its_memory_bound() {
             })
             .collect();
         store.ingest(cfg, &vec![col; 5]).await.unwrap();
-        for job in read_jobs(&store, "m").await {
-            let e = evaluation(0.5);
-            let d = Decision::of(cfg, job.feature, &e, None);
-            store.record(cfg, &job, 1.0, Some((&e, &d))).await.unwrap();
-        }
+        let jobs = read_jobs(&store, "m").await;
+        evaluate(&store, cfg, &jobs, |_| evaluation(0.5)).await;
     }
     let (events, _, _) = store.stream_lens("m").await.unwrap();
     assert_eq!(events, 40, "the events stream is at its cap");
@@ -544,4 +607,94 @@ async fn a_limit_of_zero_monitors_admits_none_and_no_limit_admits_any() {
     // Already registered: replacing it is allowed at the limit.
     let (outcome, created) = store.register_within(&a, Some(1)).await.unwrap();
     assert_eq!((outcome, created), (Registered::Unchanged, false));
+}
+
+/// One round trip records a whole batch: evaluations (with a compare-and-set on seq),
+/// skipped jobs acknowledged and counted, and a second delivery of the batch changes
+/// nothing; under a rule over every feature the batch is decided together.
+#[tokio::test]
+async fn a_batch_is_recorded_once_with_every_job_counted() {
+    for corr in [Correction::Bonferroni, Correction::Bh] {
+        let (_redis, store, cfg) = registered("m", small(2, 1, corr)).await;
+        let cfg = &cfg;
+        store.ingest(cfg, &vec![vec![1.0, 2.0]; 5]).await.unwrap();
+        store.ingest(cfg, &vec![vec![3.0]; 5]).await.unwrap();
+        let jobs = read_jobs(&store, "m").await;
+        assert_eq!(jobs.len(), 10, "two rounds");
+        let (old, new) = jobs.split_at(5);
+        // Round 1's jobs are superseded by round 2's: acknowledged unread.
+        let skipped: Vec<(String, SkipKind)> = old
+            .iter()
+            .map(|j| (j.id.clone(), SkipKind::Superseded))
+            .collect();
+        let r = read(&store, cfg, new).await;
+        let ps = [0.001, 0.009, 0.02, 0.5, 0.9];
+        let batch: Vec<Evaluated> = new
+            .iter()
+            .zip(&r.reads)
+            .map(|(j, read)| {
+                let JobRead::Window { seq, .. } = read else {
+                    panic!("{read:?}");
+                };
+                Evaluated {
+                    job: j.clone(),
+                    seq: *seq,
+                    evaluation: evaluation(ps[j.feature]),
+                }
+            })
+            .collect();
+        let flags = Flags::decide(cfg, &batch, r.snapshot.as_ref());
+        let rec = store.record_batch(cfg, 1.0, &skipped, &batch, &flags).await;
+        let want = Tally {
+            evaluated: 5,
+            superseded: 5,
+            ..Tally::default()
+        };
+        assert_eq!(rec.unwrap(), Recorded::Done(want), "{corr:?}");
+        let st = store.status(cfg).await.unwrap();
+        let latest: Vec<Option<f64>> = ps.iter().map(|p| Some(*p)).collect();
+        assert_eq!(st.p_values(), latest);
+        assert_eq!(
+            st.flags(),
+            decide(&latest, cfg.params.alpha, corr),
+            "{corr:?}"
+        );
+        let s = &st.state;
+        assert_eq!(
+            (s.rounds, s.evaluations, s.stale, s.superseded),
+            (2, 5, 5, 5)
+        );
+        assert!(st.results.iter().all(|r| r.as_ref().unwrap().seq == 3));
+        assert_eq!(store.history(cfg, None, 100).await.unwrap().len(), 5);
+        // Delivered again: every job was acknowledged already.
+        let snap = read(&store, cfg, &[]).await.snapshot;
+        let flags = Flags::decide(cfg, &batch, snap.as_ref());
+        let again = store.record_batch(cfg, 1.0, &skipped, &batch, &flags).await;
+        let dup = Tally {
+            duplicate: 10,
+            ..Tally::default()
+        };
+        assert_eq!(again.unwrap(), Recorded::Done(dup), "{corr:?}");
+        assert_eq!(store.status(cfg).await.unwrap().state.evaluations, 5);
+        assert_eq!(store.unacknowledged("m").await.unwrap(), 0);
+        // An evaluation of an older window than the stored one is never stored.
+        store.ingest(cfg, &vec![vec![4.0]; 5]).await.unwrap();
+        let late = read_jobs(&store, "m").await;
+        let stale = [Evaluated {
+            job: late[0].clone(),
+            seq: 2,
+            evaluation: evaluation(0.7),
+        }];
+        let snap = read(&store, cfg, &[]).await.snapshot;
+        let flags = Flags::decide(cfg, &stale, snap.as_ref());
+        let rec = store.record_batch(cfg, 1.0, &[], &stale, &flags).await;
+        assert_eq!(
+            rec.unwrap(),
+            Recorded::Done(Tally {
+                superseded: 1,
+                ..Tally::default()
+            })
+        );
+        assert_eq!(store.status(cfg).await.unwrap().p_values(), latest);
+    }
 }

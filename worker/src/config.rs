@@ -47,9 +47,16 @@ pub struct WorkerConfig {
     /// How long one blocking read waits for new jobs; also bounds shutdown latency.
     #[arg(long, env = "DRIFT_BLOCK_MS", default_value_t = 1000)]
     pub block_ms: u64,
-    /// Jobs read per round trip.
-    #[arg(long, env = "DRIFT_BATCH", default_value_t = 32)]
+    /// Jobs read per round trip, and evaluated and recorded together (a batch's windows
+    /// are read in one round trip and its outcomes recorded in one more).
+    #[arg(long, env = "DRIFT_BATCH", default_value_t = 512, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     pub batch: usize,
+    /// Threads running the KS tests (0: one per core).
+    #[arg(long, env = "DRIFT_EVAL_THREADS", default_value_t = 0)]
+    pub eval_threads: usize,
+    /// Batches in progress at once: the next batch is read while one is evaluated.
+    #[arg(long, env = "DRIFT_BATCHES_IN_FLIGHT", default_value_t = 2, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=64))]
+    pub in_flight: usize,
     /// Evaluations kept on each monitor's history stream.
     #[arg(long, env = "DRIFT_HISTORY_MAXLEN", default_value_t = Caps::DEFAULT.history)]
     pub history_maxlen: u64,

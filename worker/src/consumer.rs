@@ -1,5 +1,6 @@
-//! The consumer loop: reads jobs from every monitor's jobs stream in the `workers`
-//! consumer group and hands them to the evaluator.
+//! The consumer loop: reads batches of jobs from every monitor's jobs stream in the
+//! `workers` consumer group and hands them to the evaluator, reading the next batch while
+//! earlier ones are evaluated (at most `in_flight` at once).
 //!
 //! Delivery is at-least-once (a crashed worker's jobs are taken over by the janitor);
 //! recording is exactly-once, because the outcome and the acknowledgement happen in one
@@ -11,11 +12,13 @@ use drift_store::{JobReader, StoreError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 
 /// Settings of the loop.
 #[derive(Clone, Debug)]
 pub struct ConsumerSettings {
     pub batch: usize,
+    pub in_flight: usize,
     pub block: Duration,
     pub refresh: Duration,
 }
@@ -43,7 +46,11 @@ pub async fn run(
     let mut refreshed: Option<Instant> = None;
     let mut drain_own = true;
     let mut backoff = Backoff::default();
+    let mut batches = JoinSet::new();
     while !*shutdown.borrow() {
+        while batches.len() >= settings.in_flight.max(1) {
+            reap(batches.join_next().await);
+        }
         if refreshed.is_none_or(|t| t.elapsed() >= settings.refresh) {
             match refresh_monitors(&ev).await {
                 Ok(m) => {
@@ -70,8 +77,9 @@ pub async fn run(
                 if drain_own && items.is_empty() {
                     drain_own = false;
                 }
-                for item in items {
-                    ev.process(item, 1).await;
+                if !items.is_empty() {
+                    let ev = ev.clone();
+                    batches.spawn(async move { ev.process(items, 1).await });
                 }
             }
             Err(e) => {
@@ -82,7 +90,17 @@ pub async fn run(
             }
         }
     }
-    tracing::info!(consumer = %reader.consumer(), "read loop stopped");
+    tracing::info!(consumer = %reader.consumer(), batches = batches.len(), "read loop stopped; finishing the batches in hand");
+    while let Some(done) = batches.join_next().await {
+        reap(Some(done));
+    }
+}
+
+/// Logs a batch task that did not finish normally (its jobs stay pending for a retry).
+fn reap(done: Option<Result<crate::evaluate::Outcomes, tokio::task::JoinError>>) {
+    if let Some(Err(e)) = done {
+        tracing::error!(error = %e, "a batch task failed");
+    }
 }
 
 /// Sleeps for `d` unless shutdown is requested first.

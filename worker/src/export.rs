@@ -28,6 +28,9 @@ struct Families {
     pending: GaugeVec,
     dead: IntCounterVec,
     stale: IntCounterVec,
+    superseded: IntCounterVec,
+    lag_rows: GaugeVec,
+    age: GaugeVec,
     rounds: IntCounterVec,
     alpha: GaugeVec,
     p_threshold: GaugeVec,
@@ -70,7 +73,10 @@ impl Families {
             window_rows: family(&r, GaugeVec::new, "drift_window_rows", "Rows in each feature's window", m)?,
             pending: family(&r, GaugeVec::new, "drift_jobs_pending", "Evaluation jobs not yet acknowledged (undelivered or in progress)", m)?,
             dead: family(&r, IntCounterVec::new, "drift_jobs_dead_letter_total", "Jobs moved to the dead-letter stream", m)?,
-            stale: family(&r, IntCounterVec::new, "drift_jobs_stale_total", "Jobs skipped because a newer boundary superseded them", m)?,
+            stale: family(&r, IntCounterVec::new, "drift_jobs_stale_total", "Jobs acknowledged without an evaluation of their own (every job is evaluated or stale)", m)?,
+            superseded: family(&r, IntCounterVec::new, "drift_jobs_superseded_total", "Stale jobs whose feature was evaluated on a newer window instead (workers behind ingest)", m)?,
+            lag_rows: family(&r, GaugeVec::new, "drift_feature_result_lag_rows", "Rows ingested after the window of the feature's latest result", mf)?,
+            age: family(&r, GaugeVec::new, "drift_feature_result_age_seconds", "Seconds since the feature's latest result was recorded, at scrape time", mf)?,
             rounds: family(&r, IntCounterVec::new, "drift_evaluation_rounds_total", "Evaluation boundaries crossed (one job per feature each)", m)?,
             alpha: family(&r, GaugeVec::new, "drift_monitor_alpha", "Family-wise significance level of the monitor", m)?,
             p_threshold: family(&r, GaugeVec::new, "drift_feature_p_value_threshold", "Per-feature p-value threshold of the per-evaluation rules: alpha / features under Bonferroni, alpha otherwise", m)?,
@@ -87,7 +93,7 @@ impl Families {
         drift_service::metrics::render(&self.registry)
     }
 
-    fn add(&self, cfg: &MonitorConfig, st: &MonitorStatus, jobs: &JobsInfo) {
+    fn add(&self, cfg: &MonitorConfig, st: &MonitorStatus, jobs: &JobsInfo, now: f64) {
         let m = cfg.name.as_str();
         let s = &st.state;
         self.drifting
@@ -109,6 +115,7 @@ impl Families {
             .set(jobs.pending as f64);
         self.dead.with_label_values(&[m]).inc_by(s.dead_letters);
         self.stale.with_label_values(&[m]).inc_by(s.stale);
+        self.superseded.with_label_values(&[m]).inc_by(s.superseded);
         self.rounds.with_label_values(&[m]).inc_by(s.rounds);
         self.alpha.with_label_values(&[m]).set(cfg.params.alpha);
         let p = &cfg.params;
@@ -138,6 +145,12 @@ impl Families {
                     self.last_evaluated
                         .with_label_values(&l)
                         .set(r.evaluated_at);
+                    self.lag_rows
+                        .with_label_values(&l)
+                        .set(s.rows.saturating_sub(r.seq) as f64);
+                    self.age
+                        .with_label_values(&l)
+                        .set((now - r.evaluated_at).max(0.0));
                     self.evaluations.with_label_values(&l).inc_by(r.evaluations);
                     self.detections.with_label_values(&l).inc_by(r.detections);
                     self.episodes.with_label_values(&l).inc_by(r.episodes);
@@ -181,8 +194,11 @@ pub async fn render(store: &Store, deadline: Duration) -> String {
     match tokio::time::timeout(deadline, collect(store)).await {
         Ok(Ok(monitors)) => {
             fam.up.set(1.0);
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64());
             for (cfg, status, jobs) in &monitors {
-                fam.add(cfg, status, jobs);
+                fam.add(cfg, status, jobs, now);
             }
         }
         Ok(Err(e)) => {

@@ -74,11 +74,9 @@ async fn sweep(
         if !items.is_empty() {
             tracing::info!(monitor, jobs = items.len(), "took over idle jobs");
         }
-        for item in items {
-            // Claimed jobs were delivered at least twice; the exact count only matters
-            // for dead-lettering, which the stuck-jobs pass above decides.
-            ev.process(item, 2).await;
-        }
+        // Claimed jobs were delivered at least twice; the exact count only matters for
+        // dead-lettering, which the stuck-jobs pass above decides.
+        ev.process(items, 2).await;
         if next == "0-0" || *shutdown.borrow() {
             return Ok(());
         }

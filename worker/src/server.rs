@@ -52,7 +52,7 @@ pub async fn run_worker(
     let store = cfg.redis.connect(8, cfg.caps())?;
     let consumer = cfg.consumer.clone().unwrap_or_else(default_consumer);
     let reader = store.job_reader(&consumer, Duration::from_millis(cfg.block_ms));
-    let ev = Arc::new(Evaluator::new(store, metrics.clone()));
+    let ev = Arc::new(Evaluator::new(store, metrics.clone(), cfg.eval_threads)?);
     tracing::info!(%consumer, addr = %listener.local_addr()?, "drift-worker started");
     let (tx, rx) = watch::channel(false);
     let reader = tokio::spawn(consumer::run(
@@ -60,6 +60,7 @@ pub async fn run_worker(
         reader,
         ConsumerSettings {
             batch: cfg.batch,
+            in_flight: cfg.in_flight,
             block: Duration::from_millis(cfg.block_ms),
             refresh: Duration::from_millis(cfg.refresh_ms),
         },

@@ -323,12 +323,20 @@ async fn exporter_publishes_one_series_per_feature_with_global_counters() {
 async fn failing_and_poison_jobs_go_to_the_dead_letter_stream() {
     let stack = Stack::builder().prefix(P).apis(1).exporter().start().await;
     // Registered (the stack is ready): break one feature's reference, so that its job
-    // fails every time.
+    // can never succeed (and is dead-lettered at once, alone).
     let store = stack.store();
     store
         .corrupt_reference(MONITOR, "mean_area", b"not-8-bytes")
         .await
         .unwrap();
+    // A job that a dead consumer failed 3 times: the janitor gives up on it.
+    let version = store.config(MONITOR).await.unwrap().unwrap().version;
+    store
+        .append_foreign_job(MONITOR, &[("f", "1"), ("s", "1"), ("v", &version)])
+        .await
+        .unwrap();
+    let stranded = store.strand_next_job(MONITOR, 3).await.unwrap();
+    assert!(stranded.is_some());
     // A poison entry that is not a job at all.
     store
         .append_foreign_job(MONITOR, &[("garbage", "1")])
@@ -345,7 +353,7 @@ async fn failing_and_poison_jobs_go_to_the_dead_letter_stream() {
     let e = stack.exporter();
     let dead = drift_testkit::eventually(Duration::from_secs(20), || async {
         let n = store.dead_letters(MONITOR).await.ok()?.len();
-        (n == 2 && pending(&stack.redis, P).await == 0).then_some(n)
+        (n == 3 && pending(&stack.redis, P).await == 0).then_some(n)
     })
     .await;
     assert!(
@@ -361,23 +369,31 @@ async fn failing_and_poison_jobs_go_to_the_dead_letter_stream() {
     assert!(
         entries
             .iter()
-            .any(|d| d.reason.contains("delivered 3 times") && d.deliveries == 3),
+            .any(|d| d.reason.contains("delivered 3 times")
+                && d.deliveries == 3
+                && Some(&d.job) == stranded.as_ref()),
+        "{entries:?}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|d| d.reason.contains("corrupt reference for mean_area") && d.deliveries == 1),
         "{entries:?}"
     );
     let view = monitor(&a).await;
-    assert_eq!(view["counters"]["dead_letters"], 2);
+    assert_eq!(view["counters"]["dead_letters"], 3);
     assert!(view["results"]["mean_area"].is_null());
     assert_eq!(view["results"]["mean_radius"]["seq"], 500);
     let text = e.metrics().await;
     assert!(
         text.contains(&format!(
-            "drift_jobs_dead_letter_total{{monitor=\"{MONITOR}\"}} 2"
+            "drift_jobs_dead_letter_total{{monitor=\"{MONITOR}\"}} 3"
         )),
         "{text}"
     );
     let wm = w.metrics().await;
     assert!(
-        wm.contains("drift_worker_jobs_total{outcome=\"dead_letter\"} 2"),
+        wm.contains("drift_worker_jobs_total{outcome=\"dead_letter\"} 3"),
         "{wm}"
     );
 }
