@@ -184,6 +184,13 @@ impl Store {
         Ok(Some(id))
     }
 
+    /// Fault injection: empties Redis's script cache (as a restart or a failover does).
+    pub async fn flush_scripts(&self) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("SCRIPT");
+        cmd.arg("FLUSH");
+        self.query(cmd).await
+    }
+
     /// Fault injection: overwrites one field of the monitor's stored config hash (as an
     /// older version or a hand edit could leave it), bypassing validation.
     pub async fn tamper_config(

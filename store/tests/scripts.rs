@@ -209,8 +209,10 @@ async fn ingest_enqueues_one_round_per_boundary_crossing_and_windows_are_exact()
     // Row 5's window is gone (boundary 7 was crossed since): its job reads the newest.
     let (seq, w) = window(&store, cfg, &job(cfg, 1, 5)).await;
     assert_eq!((seq, w), (9, vec![91.0, 81.0, 71.0, 61.0, 51.0]));
-    // One more row (no boundary): the window that ended at 9 is still read exactly.
+    // One more row (no boundary): the window that ended at 9 is still read exactly, also
+    // when Redis lost its scripts meanwhile.
     store.ingest(cfg, &batch(10, 1)).await.unwrap();
+    store.flush_scripts().await.unwrap();
     let (seq, w) = window(&store, cfg, &job(cfg, 0, 9)).await;
     assert_eq!((seq, w), (9, vec![90.0, 80.0, 70.0, 60.0, 50.0]));
     // Another job of feature 0 whose window is leased to the first one is dropped unread
