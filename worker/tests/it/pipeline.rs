@@ -568,3 +568,64 @@ async fn a_new_monitor_is_evaluated_from_its_first_boundary() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// A worker far behind ingest does not work through the backlog boundary by boundary:
+/// it evaluates each feature once, on the newest window, and acknowledges every older job
+/// unread (superseded), so the results are current as soon as it catches up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_worker_behind_evaluates_the_newest_window_of_each_feature_once() {
+    let stack = Stack::builder()
+        .prefix(P)
+        .apis(1)
+        .api_config(small)
+        .exporter()
+        .start()
+        .await;
+    let a = stack.api(0).client();
+    let mut rng = rng(41);
+    // No worker yet: 2000 rows in batches of 10 cross 196 boundaries (5880 jobs).
+    for _ in 0..200 {
+        let (s, _) = post_rows(&a, &rows(&mut rng, 10, None)).await;
+        assert_eq!(s, 202);
+    }
+    let w = spawn_worker(&stack.redis.url(), P, |_| {}).await;
+    let view = wait_evaluated(&a, 2000, Duration::from_secs(30)).await;
+    let settled = drift_testkit::eventually(Duration::from_secs(20), || async {
+        let v = monitor(&a).await;
+        let c = &v["counters"];
+        let done = c["evaluations"].as_u64()? + c["stale"].as_u64()?;
+        (done == 196 * 30 && pending(&stack.redis, P).await == 0).then_some(v)
+    })
+    .await;
+    let Some(v) = settled else {
+        panic!("the backlog was not worked off: {}", monitor(&a).await);
+    };
+    let c = &v["counters"];
+    assert_eq!(c["rounds"], 196, "{c}");
+    assert_eq!(c["evaluations"], 30, "one evaluation per feature: {c}");
+    assert_eq!(c["superseded"], 196 * 30 - 30, "{c}");
+    assert_eq!(c["stale"], c["superseded"], "{c}");
+    for (f, r) in view["results"].as_object().unwrap() {
+        assert_eq!(
+            (r["seq"].as_u64(), r["window_rows"].as_u64()),
+            (Some(2000), Some(50)),
+            "{f}"
+        );
+    }
+    let text = stack.exporter().metrics().await;
+    let lag =
+        format!("drift_feature_result_lag_rows{{feature=\"mean_radius\",monitor=\"{MONITOR}\"}} 0");
+    assert!(text.contains(&lag), "{text}");
+    assert!(text.contains("drift_feature_result_age_seconds{"), "{text}");
+    assert!(
+        text.contains(&format!(
+            "drift_jobs_superseded_total{{monitor=\"{MONITOR}\"}} 5850"
+        )),
+        "{text}"
+    );
+    let wm = w.metrics().await;
+    assert!(
+        wm.contains("drift_worker_jobs_total{outcome=\"evaluated\"} 30"),
+        "{wm}"
+    );
+}
