@@ -170,7 +170,12 @@ fn parse_snapshot(parts: &[Value]) -> Result<Snapshot, StoreError> {
 
 /// One job's entry of the read script, with the list of its feature (newest first) as
 /// the same transaction read it.
-fn parse_read(entry: Value, list: Value, window: usize, monitor: &str) -> Result<JobRead, StoreError> {
+fn parse_read(
+    entry: Value,
+    list: Value,
+    window: usize,
+    monitor: &str,
+) -> Result<JobRead, StoreError> {
     let bad = || StoreError::Protocol(format!("read_windows of {monitor}: bad entry"));
     let Value::Array(parts) = entry else {
         return Err(bad());
@@ -181,7 +186,10 @@ fn parse_read(entry: Value, list: Value, window: usize, monitor: &str) -> Result
                 Some("superseded") => SkipKind::Superseded,
                 _ => SkipKind::Stale,
             };
-            Ok(JobRead::Skip(kind, parts.get(2).and_then(text).unwrap_or_default()))
+            Ok(JobRead::Skip(
+                kind,
+                parts.get(2).and_then(text).unwrap_or_default(),
+            ))
         }
         Some("w") if parts.len() == 3 => {
             let seq = parts.get(1).and_then(int).ok_or_else(bad)?;
@@ -296,8 +304,14 @@ impl Store {
         let replies: Vec<Value> = self
             .run(|mut c| async move {
                 match pipe.query_async(&mut c).await {
-                    Err(e) if e.kind() == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) => {
-                        redis::pipe().load_script(script).query_async::<()>(&mut c).await?;
+                    Err(e)
+                        if e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                    {
+                        redis::pipe()
+                            .load_script(script)
+                            .query_async::<()>(&mut c)
+                            .await?;
                         Ok(pipe.query_async(&mut c).await?)
                     }
                     r => Ok(r?),
@@ -318,7 +332,9 @@ impl Store {
             return Err(StoreError::Protocol("read_windows: no entries".into()));
         };
         if entries.len() != jobs.len() || replies.len() != jobs.len() {
-            return Err(StoreError::Protocol("read_windows: one entry per job expected".into()));
+            return Err(StoreError::Protocol(
+                "read_windows: one entry per job expected".into(),
+            ));
         }
         let reads = entries
             .into_iter()

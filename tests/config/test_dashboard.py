@@ -55,6 +55,7 @@ _MONITOR_SERIES = {
     "drift_window_rows": "500x{n}",
     "drift_jobs_pending": "0x{n}",
     "drift_jobs_dead_letter_total": "0x{n}",
+    "drift_jobs_superseded_total": "0+5x{n}",
 }
 _FEATURE_SERIES = {
     "drift_feature_p_value": "0.2x{n}",
@@ -67,6 +68,8 @@ _FEATURE_SERIES = {
     "drift_evaluations_total": "0+1x{n}",
     "drift_detections_total": "0x{n}",
     "drift_alarm_episodes_total": "0x{n}",
+    "drift_feature_result_age_seconds": "0.4x{n}",
+    "drift_feature_result_lag_rows": "60x{n}",
 }
 _OTHER_SERIES = [
     (f"drift_redis_up{{{_EXPORTER}}}", "1x{n}"),
