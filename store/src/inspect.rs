@@ -81,6 +81,61 @@ impl Store {
         })
     }
 
+    /// Calls of each command Redis served since start-up or [`Store::reset_command_stats`]
+    /// (`INFO commandstats`), lower-case names.
+    pub async fn command_calls(&self) -> Result<HashMap<String, u64>, StoreError> {
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("commandstats");
+        let info: String = self.query(cmd).await?;
+        Ok(info
+            .lines()
+            .filter_map(|l| {
+                let (name, fields) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = fields
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("calls="))?
+                    .parse()
+                    .ok()?;
+                Some((name.to_string(), calls))
+            })
+            .collect())
+    }
+
+    /// `CONFIG RESETSTAT`: command counts and connection counters start from zero.
+    pub async fn reset_command_stats(&self) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("RESETSTAT");
+        self.query(cmd).await
+    }
+
+    /// Connections Redis accepted since start-up or [`Store::reset_command_stats`].
+    pub async fn connections_received(&self) -> Result<u64, StoreError> {
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("stats");
+        let info: String = self.query(cmd).await?;
+        info.lines()
+            .find_map(|l| {
+                l.strip_prefix("total_connections_received:")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .ok_or_else(|| StoreError::Protocol("INFO stats without connections".into()))
+    }
+
+    /// Fault injection: closes every client connection but the one asking (`CLIENT KILL
+    /// TYPE normal SKIPME yes`), as a network failure or a proxy restart would; returns how
+    /// many were closed.
+    pub async fn kill_clients(&self) -> Result<u64, StoreError> {
+        let mut cmd = redis::cmd("CLIENT");
+        cmd.arg("KILL")
+            .arg("TYPE")
+            .arg("normal")
+            .arg("SKIPME")
+            .arg("yes");
+        self.query(cmd).await
+    }
+
     /// Jobs delivered to some consumer and not acknowledged yet.
     pub async fn unacknowledged(&self, monitor: &str) -> Result<u64, StoreError> {
         let mut cmd = redis::cmd("XPENDING");
