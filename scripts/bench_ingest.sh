@@ -1,9 +1,13 @@
 #!/usr/bin/env bash
-# Ingest throughput of one drift-api on a local Redis, next to the ceiling of Redis itself
-# for the same work, measured in the same run: the ceiling is the API's own typed call
-# (Store::ingest, store/examples/ingest_ceiling.rs) issued back to back by CONNS tasks,
-# without HTTP and JSON. The request body is drift-sim's ingest_body example (BATCH rows
-# of the embedded reference). Every point starts on a fresh, empty redis-server.
+# Ingest throughput of one drift-api on a local Redis, next to the ceilings of Redis itself
+# for the same values, measured in the same run (store/examples/ingest_ceiling.rs, CONNS
+# tasks issuing calls back to back, without HTTP and JSON):
+#   raw    pipelined LPUSH + LTRIM per feature: the least Redis can do to store the values;
+#   typed  the API's own typed call (Store::ingest: the ingest script) for one request.
+# api/raw and api/typed are the API's rows/s over each; script_us is the Redis time of one
+# ingest script call of BATCH rows in the typed run (INFO commandstats, evalsha
+# usec_per_call). The request body is drift-sim's ingest_body example (BATCH rows of the
+# embedded reference). Every point starts on a fresh, empty redis-server.
 #   scripts/bench_ingest.sh [seconds-per-point]      (default 10)
 # Settings (environment): CONNS [16] (wrk connections = ceiling tasks), BATCHES ["1 10 100"],
 # SKIP_BUILD [0] (1: use the release binaries already in ${CARGO_TARGET_DIR:-target}/release).
@@ -25,6 +29,7 @@ fi
 for b in drift-api examples/ingest_ceiling examples/ingest_body; do
   [ -x "$BIN_DIR/$b" ] || { echo "$BIN_DIR/$b not found" >&2; exit 1; }
 done
+LOAD=$(cut -d' ' -f1-3 /proc/loadavg)
 WORK=$(mktemp -d)
 API_PID=""
 REDIS_PID=""
@@ -63,7 +68,8 @@ start_api() {
   echo "drift-api did not become ready" >&2; exit 1
 }
 
-printf '%-6s %14s %14s %10s %10s %16s %8s\n' batch api_rows/s api_req/s p50_ms p99_ms redis_rows/s ratio
+printf '%-6s %12s %10s %8s %8s %12s %12s %8s %9s %9s\n' \
+  batch api_rows/s api_req/s p50_ms p99_ms raw_rows/s typed_rows/s api/raw api/typed script_us
 for BATCH in "${BATCHES[@]}"; do
   "$BIN_DIR/examples/ingest_body" "$BATCH" >"$WORK/body.json"
   cat >"$WORK/post.lua" <<LUA
@@ -83,17 +89,20 @@ LUA
   P99=$(ms "$(echo "$OUT" | awk '$1=="99%" {print $2}')")
   NON2XX=$(echo "$OUT" | awk '/Non-2xx/ {print $NF}')
   [ -n "$NON2XX" ] && echo "warning: $NON2XX non-2xx responses at batch $BATCH" >&2
-  # Ceiling: the same call, back to back, on a fresh Redis of its own.
+  # Ceilings: the same values, back to back, on a fresh Redis of their own.
   start_redis
   CEIL=$("$BIN_DIR/examples/ingest_ceiling" --redis-url "redis://127.0.0.1:$RPORT" \
-    --batch "$BATCH" --seconds "$DUR" --concurrency "$CONNS")
+    --batch "$BATCH" --seconds "$DUR" --concurrency "$CONNS" --modes raw,typed)
   stop_redis
-  RROWS=$(echo "$CEIL" | sed -n 's/^rows_per_s=\([0-9.]*\) .*/\1/p')
-  [ -n "$RROWS" ] || { echo "ingest_ceiling printed: $CEIL" >&2; exit 1; }
+  field() { echo "$CEIL" | tr ' ' '\n' | sed -n "s/^$1=//p"; }
+  RAW=$(field raw_rows_per_s)
+  TYPED=$(field typed_rows_per_s)
+  SCRIPT_US=$(field typed_evalsha_usec_per_call)
+  [ -n "$RAW" ] && [ -n "$TYPED" ] || { echo "ingest_ceiling printed: $CEIL" >&2; exit 1; }
   python3 -c '
 import sys
-b, rps, p50, p99, ceiling = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5])
-print(f"{b:<6} {rps*b:14.0f} {rps:14.0f} {p50:>10} {p99:>10} {ceiling:16.0f} {rps*b/ceiling:8.2f}")' \
-    "$BATCH" "$RPS" "$P50" "$P99" "$RROWS"
+b, rps, p50, p99, raw, typed, us = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5]), float(sys.argv[6]), sys.argv[7]
+print(f"{b:<6} {rps*b:12.0f} {rps:10.0f} {p50:>8} {p99:>8} {raw:12.0f} {typed:12.0f} {rps*b/raw:8.2f} {rps*b/typed:9.2f} {us:>9}")' \
+    "$BATCH" "$RPS" "$P50" "$P99" "$RAW" "$TYPED" "$SCRIPT_US"
 done
-echo "(wrk -t1 -c$CONNS -d${DUR}s per point, ceiling with $CONNS tasks; $(nproc) cores shared by wrk or ingest_ceiling, drift-api and redis-server)"
+echo "(wrk -t1 -c$CONNS -d${DUR}s per point, ceilings with $CONNS tasks for ${DUR}s each; $(nproc) cores shared by wrk or ingest_ceiling, drift-api and redis-server; load average before the run: $LOAD)"

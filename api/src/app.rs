@@ -114,21 +114,24 @@ pub fn build_state(cfg: &ApiConfig) -> anyhow::Result<Arc<AppState>> {
         None => None,
     };
     let metrics = Arc::new(HttpMetrics::new()?);
-    Ok(Arc::new(AppState::new(
-        store,
-        metrics,
-        cfg.max_batch_rows,
-        own,
-        model,
-        Tokens::new(
-            cfg.admin_token.as_ref().map(|s| s.0.clone()),
-            cfg.ingest_tokens.iter().map(|s| s.0.clone()).collect(),
-        ),
-        Limits {
-            max_monitors: cfg.max_monitors,
-            max_features: cfg.max_features,
-        },
-    )))
+    Ok(Arc::new(
+        AppState::new(
+            store,
+            metrics,
+            cfg.max_batch_rows,
+            own,
+            model,
+            Tokens::new(
+                cfg.admin_token.as_ref().map(|s| s.0.clone()),
+                cfg.ingest_tokens.iter().map(|s| s.0.clone()).collect(),
+            ),
+            Limits {
+                max_monitors: cfg.max_monitors,
+                max_features: cfg.max_features,
+            },
+        )
+        .with_coalescing(cfg.coalesce()),
+    ))
 }
 
 /// Serves the API on `listener` until `shutdown` resolves, then drains in-flight requests.

@@ -1,5 +1,6 @@
 //! Command-line and environment configuration of `drift-api`.
 
+use crate::coalesce::CoalesceLimits;
 use drift_core::{Correction, Params};
 use drift_service::LogArgs;
 use drift_store::{Caps, RedisArgs};
@@ -87,6 +88,17 @@ pub struct ApiConfig {
     /// are superseded by newer jobs by then).
     #[arg(long, env = "DRIFT_JOBS_MAXLEN", default_value_t = Caps::DEFAULT.jobs)]
     pub jobs_maxlen: u64,
+    /// Ingest script calls in flight at once per monitor on this replica; requests that
+    /// arrive meanwhile queue and share the next call (group commit).
+    #[arg(long, env = "DRIFT_INGEST_CALLS_IN_FLIGHT", default_value_t = CoalesceLimits::default().in_flight)]
+    pub ingest_calls_in_flight: usize,
+    /// Most values (rows x features) one ingest script call carries; a larger request goes
+    /// alone, never split.
+    #[arg(long, env = "DRIFT_INGEST_CALL_MAX_VALUES", default_value_t = CoalesceLimits::default().max_values)]
+    pub ingest_call_max_values: usize,
+    /// Most requests one ingest script call carries.
+    #[arg(long, env = "DRIFT_INGEST_CALL_MAX_REQUESTS", default_value_t = CoalesceLimits::default().max_requests)]
+    pub ingest_call_max_requests: usize,
     /// Time a client has to send a request head, in milliseconds; the connection is closed
     /// after it (slow or half-sent headers).
     #[arg(long, env = "DRIFT_HEADER_TIMEOUT_MS", default_value_t = 5_000)]
@@ -144,6 +156,15 @@ impl ApiConfig {
                 c
             }
             Err(e) => unreachable!("drift-api parses without arguments: {e}"),
+        }
+    }
+
+    /// How ingest requests are grouped into script calls.
+    pub fn coalesce(&self) -> CoalesceLimits {
+        CoalesceLimits {
+            in_flight: self.ingest_calls_in_flight,
+            max_values: self.ingest_call_max_values,
+            max_requests: self.ingest_call_max_requests,
         }
     }
 

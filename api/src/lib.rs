@@ -3,6 +3,7 @@
 pub mod app;
 pub mod auth;
 pub mod batch;
+pub mod coalesce;
 pub mod config;
 pub mod error;
 pub mod extract;

@@ -1,11 +1,13 @@
-//! This replica's operational metrics (`/metrics`): request counts and latencies by route.
+//! This replica's operational metrics (`/metrics`): request counts and latencies by route,
+//! rows stored and dropped, and how ingest requests are grouped into script calls.
 
+use crate::coalesce::CoalesceMetrics;
 use axum::extract::{MatchedPath, Request, State};
 use axum::http::Method;
 use axum::middleware::Next;
 use axum::response::Response;
 use drift_service::metrics::{registered, render};
-use prometheus::{HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, Opts, Registry};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -16,6 +18,7 @@ pub struct HttpMetrics {
     duration: HistogramVec,
     pub rows_dropped: IntCounterVec,
     pub rows_accepted: IntCounterVec,
+    pub coalesce: CoalesceMetrics,
 }
 
 /// Declares and registers a labelled counter family.
@@ -26,6 +29,19 @@ fn counters(
     labels: &[&str],
 ) -> Result<IntCounterVec, prometheus::Error> {
     registered(registry, IntCounterVec::new(Opts::new(name, help), labels)?)
+}
+
+/// Declares and registers an unlabelled histogram.
+fn histogram(
+    registry: &Registry,
+    name: &str,
+    help: &str,
+    buckets: Vec<f64>,
+) -> Result<Histogram, prometheus::Error> {
+    registered(
+        registry,
+        Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets))?,
+    )
 }
 
 impl HttpMetrics {
@@ -58,6 +74,20 @@ impl HttpMetrics {
                 "Rows this replica stored in Redis, by monitor",
                 &["monitor"],
             )?,
+            coalesce: CoalesceMetrics {
+                requests_per_call: histogram(
+                    &registry,
+                    "drift_api_ingest_requests_per_call",
+                    "Ingest requests (rows, /datadrift, logged predictions) carried by each ingest script call",
+                    vec![1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 12.0, 16.0, 24.0, 32.0, 64.0, 128.0, 256.0],
+                )?,
+                rows_per_call: histogram(
+                    &registry,
+                    "drift_api_ingest_rows_per_call",
+                    "Rows carried by each ingest script call",
+                    vec![1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0, 200.0, 500.0, 1000.0, 2000.0, 5000.0, 10000.0],
+                )?,
+            },
             registry,
         })
     }

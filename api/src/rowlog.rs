@@ -90,7 +90,7 @@ async fn write(state: &AppState, monitor: &str, batch: &mut Vec<Vec<f64>>) {
             let col: Option<Vec<f64>> = batch.iter().map(|r| r.get(j).copied()).collect();
             columns.push(col.ok_or(None)?);
         }
-        state.ingest(cfg, &columns).await.map_err(|e| Some(e.code))
+        state.ingest(cfg, columns).await.map_err(|e| Some(e.code))
     }
     .await;
     batch.clear();

@@ -1,6 +1,7 @@
 //! Shared state of one API replica: the store, a cache of monitor configs, limits.
 
 use crate::auth::Tokens;
+use crate::coalesce::{CoalesceLimits, Coalescer};
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::HttpMetrics;
 use crate::rowlog::RowLogger;
@@ -19,6 +20,8 @@ pub struct Limits {
 
 pub struct AppState {
     pub store: Store,
+    /// Every ingest path (rows, `/datadrift`, logged predictions) goes through it.
+    pub coalescer: Coalescer,
     /// The demo model behind `/v1/predict`, and the default monitor it feeds.
     pub model: Option<(Arc<LogisticModel>, Arc<MonitorConfig>)>,
     /// True once this replica's own monitors are registered; `/readyz` waits for it.
@@ -49,6 +52,11 @@ impl AppState {
         AppState {
             tokens: Arc::new(tokens),
             limits,
+            coalescer: Coalescer::new(
+                store.clone(),
+                CoalesceLimits::default(),
+                metrics.coalesce.clone(),
+            ),
             store,
             model,
             row_logger: RwLock::new(None),
@@ -61,6 +69,13 @@ impl AppState {
                 .collect(),
             cache: RwLock::new(HashMap::new()),
         }
+    }
+
+    /// The state with ingest requests grouped into script calls under `limits` instead of
+    /// the defaults.
+    pub fn with_coalescing(mut self, limits: CoalesceLimits) -> Self {
+        self.coalescer = Coalescer::new(self.store.clone(), limits, self.metrics.coalesce.clone());
+        self
     }
 
     /// Registers this replica's monitors (idempotent).
@@ -146,13 +161,16 @@ impl AppState {
         Err(ApiError::unknown_monitor(name))
     }
 
-    /// Ingests feature-major columns, recovering once from a changed or lost monitor config.
+    /// Ingests feature-major columns (through the coalescer: possibly in one script call
+    /// with other requests for the monitor), recovering once from a changed or lost
+    /// monitor config.
     pub async fn ingest(
         &self,
         cfg: Arc<MonitorConfig>,
-        columns: &[Vec<f64>],
+        columns: Vec<Vec<f64>>,
     ) -> Result<(Arc<MonitorConfig>, Ingested), ApiError> {
-        match self.store.ingest(&cfg, columns).await {
+        let columns = Arc::new(columns);
+        match self.coalescer.ingest(cfg.clone(), columns.clone()).await {
             Ok(done) => Ok((cfg, done)),
             Err(StoreError::StaleConfig | StoreError::UnknownMonitor(_)) => {
                 self.forget(&cfg.name);
@@ -164,7 +182,7 @@ impl AppState {
                         "the monitor's features changed during the request; resend the batch",
                     ));
                 }
-                let done = self.store.ingest(&fresh, columns).await?;
+                let done = self.coalescer.ingest(fresh.clone(), columns).await?;
                 Ok((fresh, done))
             }
             Err(e) => Err(e.into()),

@@ -2,10 +2,12 @@
 //! is bounded, and dedicated connections for blocking reads.
 
 use crate::keys::Keys;
+use crate::pool::{Manager, Pool, IDLE_PING};
 use crate::store::{Caps, Store};
 use crate::StoreError;
+use deadpool::managed::QueueMode;
 use deadpool_redis::redis::{self, AsyncConnectionConfig};
-use deadpool_redis::{Manager, Pool, Runtime, Timeouts};
+use deadpool_redis::{Runtime, Timeouts};
 use std::time::Duration;
 
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -43,6 +45,7 @@ impl RedisArgs {
             url: self.redis_url.clone(),
             op_timeout: Duration::from_millis(self.redis_timeout_ms),
             pool_size,
+            idle_ping: IDLE_PING,
         }
     }
 
@@ -63,6 +66,9 @@ pub struct RedisOptions {
     pub url: String,
     pub op_timeout: Duration,
     pub pool_size: usize,
+    /// A pooled connection unused for this long is checked with a `PING` before it is
+    /// handed out again ([`IDLE_PING`] unless set; see `pool.rs`).
+    pub idle_ping: Duration,
 }
 
 /// `rediss://` needs a process-wide TLS crypto provider; installing it twice is harmless.
@@ -71,15 +77,18 @@ fn install_tls_provider() {
 }
 
 /// A connection pool whose every step (connect, wait for a connection, answer) is bounded.
+/// The most recently returned connection is handed out first, so that a lightly loaded
+/// replica keeps reusing a few warm connections instead of cycling through idle ones.
 pub(crate) fn pool(opts: &RedisOptions) -> Result<Pool, StoreError> {
     install_tls_provider();
     let conn_cfg = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(opts.op_timeout))
         .set_response_timeout(Some(opts.op_timeout));
-    let manager = Manager::new_with_config(opts.url.as_str(), conn_cfg)
+    let client = redis::Client::open(opts.url.as_str())
         .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
-    Pool::builder(manager)
+    Pool::builder(Manager::new(client, conn_cfg, opts.idle_ping))
         .max_size(opts.pool_size)
+        .queue_mode(QueueMode::Lifo)
         .runtime(Runtime::Tokio1)
         .timeouts(Timeouts {
             wait: Some(opts.op_timeout),

@@ -1,7 +1,8 @@
 //! What can go wrong talking to Redis, in the terms callers act on.
 
 use deadpool_redis::redis;
-use deadpool_redis::PoolError;
+
+type PoolError = deadpool::managed::PoolError<redis::RedisError>;
 
 #[derive(Debug, thiserror::Error, Clone, PartialEq)]
 pub enum StoreError {

@@ -19,6 +19,24 @@ pub struct Footprint {
     pub jobs: u64,
 }
 
+/// The events stream's byte accounting: the running total the ingest script keeps, the
+/// size recorded in each entry, and the list of sizes it trims by (oldest first).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventsAccounting {
+    pub total: u64,
+    pub entries: Vec<u64>,
+    pub sizes: Vec<u64>,
+}
+
+/// One entry of the events stream: the rows `seq - rows + 1 ..= seq` of one ingest call,
+/// their values feature-major.
+#[derive(Clone, Debug, PartialEq)]
+pub struct EventEntry {
+    pub seq: u64,
+    pub rows: u64,
+    pub values: Vec<f64>,
+}
+
 /// One entry of a dead-letter stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DeadLetter {
@@ -79,6 +97,124 @@ impl Store {
             jobs: jobs.unwrap_or(0),
             windows: it.collect(),
         })
+    }
+
+    /// The events stream's byte accounting (reads every entry: for tests).
+    pub async fn events_accounting(&self, monitor: &str) -> Result<EventsAccounting, StoreError> {
+        let mut pipe = redis::pipe();
+        pipe.cmd("HGET")
+            .arg(self.keys.stats(monitor))
+            .arg("events_bytes");
+        pipe.cmd("XRANGE")
+            .arg(self.keys.events(monitor))
+            .arg("-")
+            .arg("+");
+        pipe.cmd("LRANGE")
+            .arg(self.keys.event_sizes(monitor))
+            .arg(0)
+            .arg(-1);
+        type Entries = Vec<(String, HashMap<String, Value>)>;
+        let (total, entries, sizes): (Option<u64>, Entries, Vec<u64>) = self
+            .run(|mut c| async move { Ok(pipe.query_async(&mut c).await?) })
+            .await?;
+        let entries = entries
+            .into_iter()
+            .map(|(_, fields)| {
+                fields
+                    .get("b")
+                    .and_then(|b| redis::from_redis_value::<u64>(b.clone()).ok())
+                    .unwrap_or(0)
+            })
+            .collect();
+        Ok(EventsAccounting {
+            total: total.unwrap_or(0),
+            entries,
+            sizes,
+        })
+    }
+
+    /// The events stream, oldest entry first.
+    pub async fn events(&self, monitor: &str) -> Result<Vec<EventEntry>, StoreError> {
+        let mut cmd = redis::cmd("XRANGE");
+        cmd.arg(self.keys.events(monitor)).arg("-").arg("+");
+        let raw: Vec<(String, HashMap<String, Value>)> = self.query(cmd).await?;
+        raw.into_iter()
+            .map(|(id, fields)| {
+                let field = |name: &str| fields.get(name).cloned().unwrap_or(Value::Nil);
+                let data: Vec<u8> = redis::from_redis_value(field("data"))?;
+                Ok(EventEntry {
+                    seq: redis::from_redis_value(field("seq"))?,
+                    rows: redis::from_redis_value(field("rows"))?,
+                    values: crate::codec::decode_all(&data).ok_or_else(|| {
+                        StoreError::Protocol(format!("events entry {id}: corrupt data"))
+                    })?,
+                })
+            })
+            .collect()
+    }
+
+    /// Fault injection: deletes the list of events entry sizes, as a stream written before
+    /// that list existed would be found (the ingest script rebuilds it).
+    pub async fn forget_event_sizes(&self, monitor: &str) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("DEL");
+        cmd.arg(self.keys.event_sizes(monitor));
+        let _: i64 = self.query(cmd).await?;
+        Ok(())
+    }
+
+    /// Calls of each command Redis served since start-up or [`Store::reset_command_stats`]
+    /// (`INFO commandstats`), lower-case names.
+    pub async fn command_calls(&self) -> Result<HashMap<String, u64>, StoreError> {
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("commandstats");
+        let info: String = self.query(cmd).await?;
+        Ok(info
+            .lines()
+            .filter_map(|l| {
+                let (name, fields) = l.strip_prefix("cmdstat_")?.split_once(':')?;
+                let calls = fields
+                    .split(',')
+                    .find_map(|kv| kv.strip_prefix("calls="))?
+                    .parse()
+                    .ok()?;
+                Some((name.to_string(), calls))
+            })
+            .collect())
+    }
+
+    /// `CONFIG RESETSTAT`: command counts and connection counters start from zero.
+    pub async fn reset_command_stats(&self) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("CONFIG");
+        cmd.arg("RESETSTAT");
+        self.query(cmd).await
+    }
+
+    /// Connections Redis accepted since start-up or [`Store::reset_command_stats`].
+    pub async fn connections_received(&self) -> Result<u64, StoreError> {
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg("stats");
+        let info: String = self.query(cmd).await?;
+        info.lines()
+            .find_map(|l| {
+                l.strip_prefix("total_connections_received:")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .ok_or_else(|| StoreError::Protocol("INFO stats without connections".into()))
+    }
+
+    /// Fault injection: closes every client connection but the one asking (`CLIENT KILL
+    /// TYPE normal SKIPME yes`), as a network failure or a proxy restart would; returns how
+    /// many were closed.
+    pub async fn kill_clients(&self) -> Result<u64, StoreError> {
+        let mut cmd = redis::cmd("CLIENT");
+        cmd.arg("KILL")
+            .arg("TYPE")
+            .arg("normal")
+            .arg("SKIPME")
+            .arg("yes");
+        self.query(cmd).await
     }
 
     /// Jobs delivered to some consumer and not acknowledged yet.
@@ -233,14 +369,16 @@ impl Store {
     }
 
     /// An upper estimate of what one monitor can take in Redis at this store's caps:
-    /// windows (`window + stride` values per feature), the events byte budget, the
-    /// history, jobs and dead-letter streams, references and results. The per-entry sizes
+    /// windows (`window + stride` values per feature), the events byte budget (and the
+    /// list of entry sizes), the history, jobs and dead-letter streams, references and
+    /// results. The per-entry sizes
     /// are measured on Redis 7 (MEMORY USAGE) and rounded up.
     pub fn memory_bound(&self, cfg: &MonitorConfig) -> u64 {
         let nf = cfg.features.len() as u64;
         let window = (cfg.params.window + cfg.params.stride) as u64;
         let values = nf * window * 24 + nf * cfg.reference_rows as u64 * 8;
-        let events = self.caps.events_bytes + self.caps.events * 64;
+        // Per entry: the stream's overhead and its size on the sizes list.
+        let events = self.caps.events_bytes + self.caps.events * (64 + 16);
         let streams = self.caps.history * 160 + self.caps.jobs * 64 + self.caps.dead * 200;
         values + events + streams + nf * 512
     }

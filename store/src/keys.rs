@@ -84,7 +84,11 @@ impl Keys {
         config => "config",
         /// Rows ingested so far; also the sequence number of the newest row.
         seq => "seq",
+        /// One entry per ingest call (capped by entries and by bytes of values).
         events => "events",
+        /// The size in bytes of values of each events entry, oldest first: the events
+        /// stream is trimmed to its byte budget without reading its entries.
+        event_sizes => "evsizes",
         jobs => "jobs",
         dead => "dead",
         /// Global counters of the monitor (rounds, evaluations, stale, ...).
@@ -120,5 +124,6 @@ mod tests {
         assert_eq!(k.result("m", "f"), "drift:{m}:res:f");
         assert_eq!(k.reference("m", "f"), "drift:{m}:ref:f");
         assert_eq!(k.history("m"), "drift:{m}:history");
+        assert_eq!(k.event_sizes("m"), "drift:{m}:evsizes");
     }
 }

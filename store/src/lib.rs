@@ -18,6 +18,7 @@ pub mod inspect;
 mod jobs;
 pub mod keys;
 mod monitors;
+mod pool;
 mod status;
 mod store;
 
@@ -28,5 +29,6 @@ pub use ingest::Ingested;
 pub use jobs::{Job, JobReader, Poison, StuckJob};
 pub use keys::Keys;
 pub use monitors::Registered;
+pub use pool::IDLE_PING;
 pub use status::JobsInfo;
 pub use store::{Caps, Store};

@@ -67,7 +67,8 @@ impl Store {
             .key(k.registry())
             .key(k.stats(m))
             .key(k.history(m))
-            .key(k.events(m));
+            .key(k.events(m))
+            .key(k.event_sizes(m));
         for f in &cfg.features {
             inv.key(k.window(m, f))
                 .key(k.result(m, f))
@@ -129,7 +130,15 @@ impl Store {
         let k = &self.keys;
         let mut inv = self.scripts.clear.prepare_invoke();
         inv.key(k.monitors()).key(k.jobs(m));
-        for key in [k.seq(m), k.events(m), k.stats(m), k.state(m), k.history(m)] {
+        let monitor = [
+            k.seq(m),
+            k.events(m),
+            k.event_sizes(m),
+            k.stats(m),
+            k.state(m),
+            k.history(m),
+        ];
+        for key in monitor {
             inv.key(key);
         }
         for f in &cfg.features {

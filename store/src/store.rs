@@ -3,9 +3,9 @@
 
 use crate::connect::{pool, RedisOptions};
 use crate::keys::Keys;
+use crate::pool::{Conn, Pool};
 use crate::StoreError;
 use deadpool_redis::redis;
-use deadpool_redis::Pool;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -85,14 +85,21 @@ impl Store {
         &self.keys
     }
 
-    /// Runs one Redis operation with a pooled connection under the operation deadline.
+    /// The deadline of one Redis operation (past it, callers answer 503).
+    pub fn op_timeout(&self) -> Duration {
+        self.op_timeout
+    }
+
+    /// Runs one Redis operation with a pooled connection under the operation deadline. A
+    /// connection that fails at the connection level, or is dropped mid-request when the
+    /// deadline passes, is not handed out again (see `pool.rs`).
     pub(crate) async fn run<T, F, Fut>(&self, f: F) -> Result<T, StoreError>
     where
-        F: FnOnce(deadpool_redis::Connection) -> Fut,
+        F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
         let work = async {
-            let conn = self.pool.get().await?;
+            let conn = Conn(self.pool.get().await?);
             f(conn).await
         };
         match tokio::time::timeout(self.op_timeout, work).await {

@@ -42,7 +42,7 @@ pub async fn ingest_rows(
     let cfg = st.monitor(&monitor).await?;
     let columns = batch.into_feature_columns(&cfg, st.max_batch_rows, str::to_string)?;
     let n = columns.first().map_or(0, Vec::len);
-    let (cfg, done) = st.ingest(cfg, &columns).await?;
+    let (cfg, done) = st.ingest(cfg, columns).await?;
     st.metrics
         .rows_accepted
         .with_label_values(&[&cfg.name])

@@ -2,6 +2,7 @@
 //! parser fuzzed, the monitors file, predictions, Redis authentication and SIGTERM, all on
 //! real servers started by drift-testkit.
 mod admin;
+mod coalesce;
 mod errors;
 mod fuzz_batch;
 mod http_layer;

@@ -1,10 +1,17 @@
--- One ingest: append a batch to every feature's capped window, bump the row counter,
--- log the batch on the events stream and, when an evaluation boundary is crossed,
--- enqueue one job per feature. Atomic, so windows, counter and jobs never disagree.
--- KEYS[1]=config KEYS[2]=seq KEYS[3]=events KEYS[4]=jobs KEYS[5]=stats KEYS[5+i]=win_i
--- ARGV[1]=config version the caller validated against ARGV[2]=rows
+-- One ingest call: the batches of one or more requests, in order, appended to every
+-- feature's capped window; the row counter bumped; the call's rows logged on the capped
+-- events stream; and, when an evaluation boundary is crossed, one job per feature enqueued.
+-- Atomic, so windows, counter and jobs never disagree, and the requests of a call are
+-- applied together or not at all.
+-- KEYS[1]=config KEYS[2]=seq KEYS[3]=events KEYS[4]=jobs KEYS[5]=stats
+-- KEYS[6]=event sizes (bytes of values of each events entry, oldest first) KEYS[6+i]=win_i
+-- ARGV[1]=config version the caller validated against ARGV[2]=rows of the call
 -- ARGV[3]=events maxlen ARGV[4]=jobs maxlen ARGV[5]=events byte budget
--- ARGV[6..]=values, feature-major, 8 bytes each
+-- ARGV[6]=requests r ARGV[6+j]=rows of request j (j = 1..r, in order)
+-- ARGV[7+r]=the call's values, feature-major (feature 1's value of every row of the call in
+--   row order, then feature 2's, ...), 8 bytes each: also the events entry's data as is
+-- Returns {jobs, owner, seq_1, ..., seq_r}: seq_j is the row count after request j's rows;
+-- jobs (0 or nf) were enqueued at row seq_owner, owner 0 when none.
 local cfg = redis.call('HMGET', KEYS[1], 'version', 'window', 'stride', 'nf')
 if not cfg[1] then
   return redis.error_reply('NOMONITOR monitor is not registered')
@@ -13,65 +20,110 @@ if cfg[1] ~= ARGV[1] then
   return redis.error_reply('STALECONFIG monitor was re-registered with version ' .. cfg[1])
 end
 local window, stride, nf = tonumber(cfg[2]), tonumber(cfg[3]), tonumber(cfg[4])
-local n = tonumber(ARGV[2])
--- Everything is checked before the first write: a batch is applied whole or not at all.
+local n, r = tonumber(ARGV[2]), tonumber(ARGV[6])
+-- Everything is checked before the first write: a call is applied whole or not at all.
 local function int_in(x, lo, hi)
   return x and x == math.floor(x) and x >= lo and x <= hi
 end
 if not (int_in(window, 2, 1000000) and int_in(stride, 1, 1000000) and int_in(nf, 1, 100000)) then
   return redis.error_reply('BADCONFIG monitor config has an invalid window, stride or feature count')
 end
-if not int_in(n, 1, 10000000) or #KEYS ~= 5 + nf or #ARGV ~= 5 + nf * n then
+local function bad()
   return redis.error_reply('BADBATCH batch shape does not match the monitor')
 end
+if not (int_in(n, 1, 10000000) and int_in(r, 1, 100000)) or #KEYS ~= 6 + nf
+    or #ARGV ~= 7 + r then
+  return bad()
+end
+local counts, sum = {}, 0
+for j = 1, r do
+  local c = tonumber(ARGV[6 + j])
+  if not int_in(c, 1, 10000000) then
+    return bad()
+  end
+  counts[j] = c
+  sum = sum + c
+end
+local data = ARGV[7 + r]
+if sum ~= n or #data ~= 8 * n * nf then
+  return bad()
+end
+local call = redis.call
 -- Windows keep one stride more than the window so that a job can read exactly the
--- window that ended at its own boundary until the next boundary is crossed.
+-- window that ended at its own boundary until the next boundary is crossed. Only the
+-- newest `cap` rows of a call can stay, so only those are pushed.
 local cap = window + stride
 local first = math.max(0, n - cap)
-for f = 1, nf do
-  local key = KEYS[5 + f]
-  local base = 6 + (f - 1) * n
-  local i = first
-  while i < n do
-    local j = math.min(i + 4000, n)
-    redis.call('LPUSH', key, unpack(ARGV, base + i, base + j - 1))
-    i = j
-  end
-  redis.call('LTRIM', key, 0, cap - 1)
-end
-local seq = redis.call('INCRBY', KEYS[2], n)
-local prev = seq - n
--- The events stream is capped by entries and by the bytes of the values it holds; each
--- entry records its size so that trimming keeps the running total exact.
-local bytes = 8 * nf * n
-redis.call('XADD', KEYS[3], '*', 'seq', seq, 'rows', n, 'b', bytes,
-  'data', table.concat(ARGV, '', 6, 5 + nf * n))
-local total = redis.call('HINCRBY', KEYS[5], 'events_bytes', bytes)
-local maxlen, budget = tonumber(ARGV[3]), tonumber(ARGV[5])
-local len = redis.call('XLEN', KEYS[3])
-while (total > budget or len > maxlen) and len > 1 do
-  local old = redis.call('XRANGE', KEYS[3], '-', '+', 'COUNT', math.min(len - 1, 64))
-  for _, e in ipairs(old) do
-    if total <= budget and len <= maxlen then break end
-    local fields = e[2]
-    for k = 1, #fields, 2 do
-      if fields[k] == 'b' then total = total - tonumber(fields[k + 1]) end
+-- struct.unpack splits the values out of the blob in one call per chunk (4,000 values at
+-- most, within Lua's stack) and returns them with the next position after them, which
+-- LPUSH puts at the head of the list: LPOP takes it off between chunks, and the LTRIM that
+-- caps the window skips it.
+local formats = {}
+for i = 1, nf do
+  local key = KEYS[6 + i]
+  local at = first
+  while true do
+    local k = math.min(n - at, 4000)
+    local fmt = formats[k]
+    if not fmt then
+      fmt = string.rep('c8', k)
+      formats[k] = fmt
     end
-    redis.call('XDEL', KEYS[3], e[1])
-    len = len - 1
+    call('LPUSH', key, struct.unpack(fmt, data, 8 * ((i - 1) * n + at) + 1))
+    at = at + k
+    if at >= n then
+      break
+    end
+    call('LPOP', key)
+  end
+  call('LTRIM', key, 1, cap)
+end
+local seq = call('INCRBY', KEYS[2], n)
+local out, at, owner = {0, 0}, seq - n, 0
+for j = 1, r do
+  local before = at
+  at = at + counts[j]
+  out[2 + j] = at
+  if at >= window and window + math.floor((at - window) / stride) * stride > before then
+    owner = j
   end
 end
-redis.call('HSET', KEYS[5], 'events_bytes', total)
-local last = -1
-if seq >= window then
-  last = window + math.floor((seq - window) / stride) * stride
+-- The events stream is capped by entries and by the bytes of the values it holds. Each
+-- entry's size is also kept, in order, on the sizes list, so trimming pops sizes and
+-- trims the stream by count without reading any entry.
+local bytes = 8 * nf * n
+call('XADD', KEYS[3], '*', 'seq', seq, 'rows', n, 'b', bytes, 'data', data)
+local total = tonumber(call('HGET', KEYS[5], 'events_bytes') or '0') + bytes
+local len = call('XLEN', KEYS[3])
+if call('RPUSH', KEYS[6], bytes) ~= len then
+  -- The sizes list does not match the stream (entries written before it existed): rebuilt
+  -- from the entries once.
+  call('DEL', KEYS[6])
+  total = 0
+  for _, e in ipairs(call('XRANGE', KEYS[3], '-', '+')) do
+    local b, fields = 0, e[2]
+    for k = 1, #fields, 2 do
+      if fields[k] == 'b' then b = tonumber(fields[k + 1]) end
+    end
+    call('RPUSH', KEYS[6], b)
+    total = total + b
+  end
 end
-local jobs = 0
-if last > prev then
-  redis.call('HINCRBY', KEYS[5], 'rounds', 1)
+local maxlen, budget = tonumber(ARGV[3]), tonumber(ARGV[5])
+local drop = 0
+while (total > budget or len - drop > maxlen) and len - drop > 1 do
+  total = total - (tonumber(call('LPOP', KEYS[6])) or 0)
+  drop = drop + 1
+end
+if drop > 0 then
+  call('XTRIM', KEYS[3], 'MAXLEN', len - drop)
+end
+call('HSET', KEYS[5], 'events_bytes', total)
+if owner > 0 then
+  call('HINCRBY', KEYS[5], 'rounds', 1)
   for f = 0, nf - 1 do
-    redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'f', f, 's', seq, 'v', ARGV[1])
+    call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'f', f, 's', out[2 + owner], 'v', ARGV[1])
   end
-  jobs = nf
+  out[1], out[2] = nf, owner
 end
-return {seq, jobs}
+return out

@@ -1,0 +1,171 @@
+//! The connection pool: deadpool with our own manager, so that a checkout costs no Redis
+//! round trip.
+//!
+//! deadpool-redis's manager sends `UNWATCH` and `PING` on every checkout: two commands per
+//! request that do no work (we never `WATCH`). This manager hands a connection out as it
+//! is when it was used recently and nothing suggests that Redis went away, and checks it
+//! with one `PING` otherwise:
+//!
+//! - a connection that saw a connection-level error (IO error, dropped connection, response
+//!   timeout, unparseable answer) is never handed out again: its recycling fails and
+//!   deadpool drops it;
+//! - so is one dropped in the middle of a request (the caller's deadline passed, or its
+//!   future was cancelled): its answer may still arrive and the connection's state is
+//!   unknown;
+//! - either also makes every other pooled connection `PING` once at its next checkout
+//!   (Redis may have restarted: their sockets may be dead too), so a restart costs about
+//!   one failed request per replica, not one per pooled connection;
+//! - a connection idle longer than [`IDLE_PING`] is checked at its next checkout (a
+//!   firewall or Redis's `timeout` may have closed it).
+
+use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
+use deadpool_redis::redis::{self, AsyncConnectionConfig, Cmd, RedisError, RedisFuture, Value};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
+
+/// A pooled connection unused for this long is checked with a `PING` before it is handed
+/// out again.
+pub const IDLE_PING: Duration = Duration::from_secs(5);
+
+pub(crate) type Pool = managed::Pool<Manager>;
+
+/// Creates multiplexed connections and decides, at each checkout, whether one needs a
+/// `PING` first.
+pub(crate) struct Manager {
+    client: redis::Client,
+    config: AsyncConnectionConfig,
+    idle_ping: Duration,
+    /// Bumped on every connection-level failure: connections checked before the latest
+    /// failure are checked again.
+    failures: Arc<AtomicU64>,
+}
+
+impl Manager {
+    pub(crate) fn new(
+        client: redis::Client,
+        config: AsyncConnectionConfig,
+        idle_ping: Duration,
+    ) -> Self {
+        Manager {
+            client,
+            config,
+            idle_ping,
+            failures: Arc::new(AtomicU64::new(0)),
+        }
+    }
+}
+
+/// One pooled connection and what its last use says about it.
+pub(crate) struct Pooled {
+    conn: MultiplexedConnection,
+    /// A connection-level error was seen: never hand it out again.
+    broken: bool,
+    /// A request was sent and its answer not awaited to the end (the caller gave up).
+    in_flight: bool,
+    /// The manager's failure count when this connection was created or last answered a
+    /// check.
+    checked_at: u64,
+    failures: Arc<AtomicU64>,
+}
+
+/// Whether an error leaves the connection in an unknown state (as opposed to an error
+/// answer from Redis, after which the connection is as good as before).
+pub(crate) fn breaks_connection(e: &RedisError) -> bool {
+    e.is_io_error()
+        || e.is_timeout()
+        || e.is_connection_dropped()
+        || e.is_connection_refusal()
+        || e.is_unrecoverable_error()
+}
+
+impl Pooled {
+    fn note<T>(&mut self, r: &Result<T, RedisError>) {
+        self.in_flight = false;
+        if let Err(e) = r {
+            if breaks_connection(e) {
+                self.broken = true;
+                self.failures.fetch_add(1, Ordering::AcqRel);
+            }
+        }
+    }
+}
+
+impl managed::Manager for Manager {
+    type Type = Pooled;
+    type Error = RedisError;
+
+    async fn create(&self) -> Result<Pooled, RedisError> {
+        let checked_at = self.failures.load(Ordering::Acquire);
+        let conn = self
+            .client
+            .get_multiplexed_async_connection_with_config(&self.config)
+            .await?;
+        Ok(Pooled {
+            conn,
+            broken: false,
+            in_flight: false,
+            checked_at,
+            failures: self.failures.clone(),
+        })
+    }
+
+    async fn recycle(&self, c: &mut Pooled, metrics: &Metrics) -> RecycleResult<RedisError> {
+        if c.broken || c.in_flight {
+            if c.in_flight {
+                // Dropped mid-request: Redis may be frozen or gone; check the others.
+                self.failures.fetch_add(1, Ordering::AcqRel);
+            }
+            return Err(RecycleError::message(
+                "the connection failed or was abandoned mid-request",
+            ));
+        }
+        let failures = self.failures.load(Ordering::Acquire);
+        if c.checked_at == failures && metrics.last_used() < self.idle_ping {
+            return Ok(());
+        }
+        let r = redis::cmd("PING").query_async::<String>(&mut c.conn).await;
+        c.note(&r);
+        r?;
+        c.checked_at = failures;
+        Ok(())
+    }
+}
+
+/// A pooled connection checked out for one operation. Commands go through
+/// [`ConnectionLike`], which records connection-level errors and unfinished requests for
+/// the next checkout.
+pub struct Conn(pub(crate) managed::Object<Manager>);
+
+impl ConnectionLike for Conn {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        Box::pin(async move {
+            let c = &mut *self.0;
+            c.in_flight = true;
+            let r = c.conn.send_packed_command(cmd).await;
+            c.note(&r);
+            r
+        })
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        cmd: &'a redis::Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        Box::pin(async move {
+            let c = &mut *self.0;
+            c.in_flight = true;
+            let r = c.conn.send_packed_commands(cmd, offset, count).await;
+            c.note(&r);
+            r
+        })
+    }
+
+    fn get_db(&self) -> i64 {
+        self.0.conn.get_db()
+    }
+}
