@@ -168,16 +168,9 @@ fn parse_snapshot(parts: &[Value]) -> Result<Snapshot, StoreError> {
     Ok(Snapshot { rev, p_values })
 }
 
-/// One job's entry of the read script, with the list of its feature (newest first) as
-/// the same transaction read it.
-fn parse_read(
-    entry: Value,
-    list: Value,
-    window: usize,
-    monitor: &str,
-) -> Result<JobRead, StoreError> {
+fn parse_read(entry: Value, monitor: &str) -> Result<JobRead, StoreError> {
     let bad = || StoreError::Protocol(format!("read_windows of {monitor}: bad entry"));
-    let Value::Array(parts) = entry else {
+    let Value::Array(mut parts) = entry else {
         return Err(bad());
     };
     match parts.first().and_then(text).as_deref() {
@@ -191,20 +184,23 @@ fn parse_read(
                 parts.get(2).and_then(text).unwrap_or_default(),
             ))
         }
+        Some("c") => Ok(JobRead::Corrupt(format!(
+            "corrupt window in {monitor}: {}",
+            parts.get(1).and_then(text).unwrap_or_default()
+        ))),
         Some("w") if parts.len() == 3 => {
-            let seq = parts.get(1).and_then(int).ok_or_else(bad)?;
-            let off = parts.get(2).and_then(int).ok_or_else(bad)? as usize;
-            let raw: Vec<Vec<u8>> = redis::from_redis_value(list)?;
-            // The script checked that the list holds the window (a short one only before
-            // the first `window` rows).
-            let end = (off + window).min(raw.len());
-            let Some(slice) = raw.get(off..end) else {
-                return Err(bad());
+            let blob = match parts.pop() {
+                Some(Value::BulkString(b)) => b,
+                _ => return Err(bad()),
             };
-            let values = slice.iter().map(|b| codec::decode(b)).collect();
-            Ok(match values {
-                Some(values) => JobRead::Window { seq, values },
-                None => JobRead::Corrupt(format!("corrupt window value in {monitor}")),
+            let seq = parts.get(1).and_then(int).ok_or_else(bad)?;
+            Ok(match codec::decode_all(&blob) {
+                // The script hands the rows oldest first.
+                Some(mut values) => {
+                    values.reverse();
+                    JobRead::Window { seq, values }
+                }
+                None => JobRead::Corrupt(format!("corrupt window in {monitor}")),
             })
         }
         _ => Err(bad()),
@@ -289,37 +285,8 @@ impl Store {
         for j in jobs {
             inv.arg(j.feature).arg(j.seq).arg(&j.id);
         }
-        // The decisions and the lists in one transaction, so the offsets hold for the
-        // lists (whole lists: window + stride values; their ranges depend on the decisions).
-        let cap = cfg.params.window + cfg.params.stride;
-        let mut pipe = redis::pipe();
-        pipe.atomic().invoke_script(&inv);
-        for j in jobs {
-            let f = cfg.features.get(j.feature).ok_or_else(|| {
-                StoreError::Protocol(format!("feature index {} out of range", j.feature))
-            })?;
-            pipe.cmd("LRANGE").arg(k.window(m, f)).arg(0).arg(cap - 1);
-        }
-        let script = &self.scripts.read_windows;
-        let replies: Vec<Value> = self
-            .run(|mut c| async move {
-                match pipe.query_async(&mut c).await {
-                    Err(e)
-                        if e.kind()
-                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
-                    {
-                        redis::pipe()
-                            .load_script(script)
-                            .query_async::<()>(&mut c)
-                            .await?;
-                        Ok(pipe.query_async(&mut c).await?)
-                    }
-                    r => Ok(r?),
-                }
-            })
-            .await?;
-        let mut replies = replies.into_iter();
-        let Some(Value::Array(parts)) = replies.next() else {
+        let v: Value = self.invoke(inv).await?;
+        let Value::Array(parts) = v else {
             return Err(StoreError::Protocol("read_windows: not an array".into()));
         };
         let mut parts = parts.into_iter();
@@ -331,15 +298,14 @@ impl Store {
         let Some(Value::Array(entries)) = parts.next() else {
             return Err(StoreError::Protocol("read_windows: no entries".into()));
         };
-        if entries.len() != jobs.len() || replies.len() != jobs.len() {
+        if entries.len() != jobs.len() {
             return Err(StoreError::Protocol(
                 "read_windows: one entry per job expected".into(),
             ));
         }
         let reads = entries
             .into_iter()
-            .zip(replies)
-            .map(|(e, list)| parse_read(e, list, cfg.params.window, m))
+            .map(|e| parse_read(e, m))
             .collect::<Result<Vec<_>, _>>()?;
         let snapshot = match parts.next() {
             Some(Value::Array(snap)) => Some(parse_snapshot(&snap)?),

@@ -56,9 +56,7 @@ impl Store {
 
     /// Values held in a feature's window list (the window plus one stride at most).
     pub async fn window_len(&self, monitor: &str, feature: &str) -> Result<u64, StoreError> {
-        let mut cmd = redis::cmd("LLEN");
-        cmd.arg(self.keys.window(monitor, feature));
-        self.query(cmd).await
+        Ok(self.window_values(monitor, feature).await?.len() as u64)
     }
 
     /// Entries of the monitor's events, jobs and dead-letter streams.
@@ -349,11 +347,16 @@ impl Store {
     ) -> Result<Vec<f64>, StoreError> {
         let mut cmd = redis::cmd("LRANGE");
         cmd.arg(self.keys.window(monitor, feature)).arg(0).arg(-1);
-        let raw: Vec<Vec<u8>> = self.query(cmd).await?;
-        raw.iter()
-            .map(|b| crate::codec::decode(b))
-            .collect::<Option<Vec<f64>>>()
-            .ok_or_else(|| StoreError::Protocol(format!("corrupt window value in {feature}")))
+        // Blocks newest first, each block's rows oldest first (see ingest.lua).
+        let blocks: Vec<Vec<u8>> = self.query(cmd).await?;
+        let mut values = Vec::new();
+        for b in &blocks {
+            let block = crate::codec::decode_all(b).ok_or_else(|| {
+                StoreError::Protocol(format!("corrupt window block in {feature}"))
+            })?;
+            values.extend(block.iter().rev());
+        }
+        Ok(values)
     }
 
     /// Redis's `maxmemory` in bytes, `None` when unlimited (0).

@@ -119,14 +119,15 @@ async fn a_call_enqueues_one_round_at_its_last_crossing_and_that_batch_reports_i
     let jobs: Vec<_> = read.into_iter().map(|j| j.unwrap()).collect();
     assert!(jobs.iter().all(|j| j.seq == 16 && j.version == cfg.version));
     // The job reads the window that ended at its row, although row 17 came after it.
-    let w = store.read_window(&cfg, &jobs[0], false).await.unwrap();
+    let lease = Duration::from_secs(5);
+    let w = store.read_windows(&cfg, &jobs[..1], lease, false).await;
     let want: Vec<f64> = (7..=16).rev().map(|r| (r * 10) as f64).collect();
     assert_eq!(
-        w,
-        drift_store::WindowRead::Window {
-            values: want,
-            snapshot: None
-        }
+        w.unwrap().unwrap().reads,
+        vec![drift_store::JobRead::Window {
+            seq: 16,
+            values: want
+        }]
     );
     // Alone, batch d would have crossed nothing either: calls and single batches agree.
     let alone = store.ingest(&cfg, &rows(18, 2)).await.unwrap();
@@ -329,4 +330,65 @@ async fn a_connection_that_timed_out_is_not_reused_after_redis_resumes() {
     );
     let n = store.rows("m").await.unwrap();
     assert!((2..=3).contains(&n), "{n}");
+}
+
+/// Windows are lists of blocks of rows (appended to the head block while it is small,
+/// the oldest cut to fit): whatever the batch sizes, a window holds exactly the newest
+/// window + stride rows, and a job reads exactly the rows that ended at its own row.
+#[tokio::test]
+async fn windows_hold_exactly_the_newest_rows_whatever_the_batch_sizes() {
+    let (_redis, store, cfg) = registered(50, 7).await;
+    let mut state = 7u64;
+    let mut seq = 0u64;
+    let lease = Duration::from_secs(5);
+    for call in 0..300 {
+        state = state
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        // Mostly small batches (single rows included), sometimes one larger than the cap.
+        let n = match (state >> 33) % 10 {
+            0 => 1,
+            1..=6 => 1 + (state >> 40) % 20,
+            7 | 8 => 20 + (state >> 40) % 300,
+            _ => 1,
+        };
+        let done = store.ingest(&cfg, &rows(seq + 1, n)).await.unwrap();
+        seq += n;
+        assert_eq!(done.seq, seq);
+        let kept = seq.min(57);
+        let newest = || ((seq - kept + 1)..=seq).rev().map(|r| (r * 10) as f64);
+        let want: Vec<f64> = newest().collect();
+        assert_eq!(
+            store.window_values("m", "a").await.unwrap(),
+            want,
+            "call {call}"
+        );
+        let want_c: Vec<f64> = newest().map(|v| v + 2.0).collect();
+        assert_eq!(
+            store.window_values("m", "c").await.unwrap(),
+            want_c,
+            "call {call}"
+        );
+        if done.jobs > 0 {
+            let mut reader = store.job_reader("t", Duration::from_millis(10));
+            let jobs: Vec<_> = reader
+                .read(&["m".to_string()], false, 100)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|j| j.unwrap())
+                .collect();
+            let job = jobs.iter().find(|j| j.feature == 0).unwrap().clone();
+            let r = store
+                .read_windows(&cfg, &[job], lease, false)
+                .await
+                .unwrap();
+            let w: Vec<f64> = (seq - 49..=seq).rev().map(|r| (r * 10) as f64).collect();
+            assert_eq!(
+                r.unwrap().reads,
+                vec![drift_store::JobRead::Window { seq, values: w }],
+                "call {call}"
+            );
+        }
+    }
 }

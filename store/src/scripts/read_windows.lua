@@ -1,8 +1,8 @@
--- Decides which window each job of a batch of one monitor reads (at most one job per
+-- Reads the windows of a batch of jobs of one monitor in one step (at most one job per
 -- feature: the worker keeps the newest of each feature and drops the others unread).
--- It runs first in a MULTI whose next commands are the LRANGEs of those features' whole
--- lists, so the offsets it returns hold for them; the values never pass through Lua
--- (converting 500 values into Lua and back cost four times the LRANGE itself).
+-- Each window comes back as one string of its 8-byte values, oldest first, cut from the
+-- blocks of rows its list holds (see ingest.lua): a few list items per window, instead of
+-- one per value, for Redis to convert and for the worker to parse.
 -- A job names the batch end `s` at which its feature crossed a boundary. While no newer
 -- boundary has been crossed, its own window (the `window` rows ending at row `s`) is read.
 -- Once one has (the worker is behind), that window is gone and the newest one, ending at
@@ -20,8 +20,8 @@
 -- ARGV[5+3j..7+3j]=feature index (0-based), s, job id of job j (j=0..J-1)
 -- Returns {'version'} when the monitor is at another version, else
 -- {'ok', {entry_1, ..., entry_J}[, {rev, p_1, ..., p_nf}]} with entry
--- {'w', seq of the window, offset of its newest value in the list} or
--- {'s', 'stale'|'superseded', reason}; a missing p is ''.
+-- {'w', seq of the window, its values} or {'s', 'stale'|'superseded', reason} or
+-- {'c', reason} (a corrupt window); a missing p is ''.
 local cfg = redis.call('HMGET', KEYS[2], 'version', 'window', 'stride', 'nf')
 if cfg[1] ~= ARGV[1] then
   return {'version'}
@@ -55,12 +55,34 @@ for j = 0, tonumber(ARGV[4]) - 1 do
     elseif res[2] and tonumber(res[2]) >= e and tonumber(res[3]) > now and res[4] ~= id then
       out[#out + 1] = {'s', 'superseded', 'leased'}
     else
-      local off = c - e
-      if redis.call('LLEN', wk) - off < math.min(window, e) then
+      -- The window: `need` rows, after skipping the `c - e` newest, collected from the
+      -- list's blocks (newest block first, each block's rows oldest first).
+      local skip, need = c - e, math.min(window, e)
+      local parts, o, got, corrupt = {}, 0, 0, false
+      for _, b in ipairs(redis.call('LRANGE', wk, 0, -1)) do
+        if #b % 8 ~= 0 then
+          corrupt = true
+          break
+        end
+        local size = #b / 8
+        local lo, hi = math.max(skip, o), math.min(skip + need, o + size) - 1
+        if hi >= lo then
+          parts[#parts + 1] = string.sub(b, (size - 1 - (hi - o)) * 8 + 1, (size - (lo - o)) * 8)
+          got = got + hi - lo + 1
+        end
+        o = o + size
+        if o >= skip + need then break end
+      end
+      if corrupt then
+        out[#out + 1] = {'c', 'a window block is not a whole number of 8-byte values'}
+      elseif got < need then
         out[#out + 1] = {'s', 'stale', 'missing'}
       else
+        -- Oldest block first: the rows in order, oldest first.
+        local ordered = {}
+        for k = #parts, 1, -1 do ordered[#ordered + 1] = parts[k] end
         redis.call('HSET', rk, 'claim', e, 'claim_until', now + lease, 'claim_id', id)
-        out[#out + 1] = {'w', e, off}
+        out[#out + 1] = {'w', e, table.concat(ordered)}
       end
     end
   end
