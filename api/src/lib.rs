@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod routes;
 pub mod rowlog;
 pub mod state;
+pub mod status_cache;
 
 pub use app::{router, run};
 pub use config::ApiConfig;

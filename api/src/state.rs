@@ -5,6 +5,7 @@ use crate::coalesce::{CoalesceLimits, Coalescer};
 use crate::error::{ApiError, ErrorCode};
 use crate::metrics::HttpMetrics;
 use crate::rowlog::RowLogger;
+use crate::status_cache::StatusCache;
 use drift_core::model::LogisticModel;
 use drift_core::{MonitorConfig, MonitorSpec};
 use drift_store::{Ingested, Store, StoreError};
@@ -18,10 +19,18 @@ pub struct Limits {
     pub max_features: usize,
 }
 
+/// How old the results in a `/datadrift` answer may be. They change at evaluation
+/// boundaries only, and reading them per request (one hash per feature) was most of a
+/// single-row request's cost; a worker records a boundary's results tens of milliseconds
+/// after the row that crossed it at best, so this adds little to what the answer shows.
+pub const DATADRIFT_STATUS_AGE: std::time::Duration = std::time::Duration::from_millis(200);
+
 pub struct AppState {
     pub store: Store,
     /// Every ingest path (rows, `/datadrift`, logged predictions) goes through it.
     pub coalescer: Coalescer,
+    /// The latest results `/datadrift` answers with, at most [`DATADRIFT_STATUS_AGE`] old.
+    pub statuses: StatusCache,
     /// The demo model behind `/v1/predict`, and the default monitor it feeds.
     pub model: Option<(Arc<LogisticModel>, Arc<MonitorConfig>)>,
     /// True once this replica's own monitors are registered; `/readyz` waits for it.
@@ -52,6 +61,7 @@ impl AppState {
         AppState {
             tokens: Arc::new(tokens),
             limits,
+            statuses: StatusCache::new(DATADRIFT_STATUS_AGE),
             coalescer: Coalescer::new(
                 store.clone(),
                 CoalesceLimits::default(),

@@ -54,7 +54,7 @@ pub async fn datadrift(
     let cfg = st.monitor(DEFAULT_MONITOR).await?;
     let columns = batch.into_feature_columns(&cfg, st.max_batch_rows, snake)?;
     let (cfg, done) = st.ingest(cfg, columns).await?;
-    let status = st.store.status(&cfg).await?;
+    let status = st.statuses.get(&st.store, &cfg).await?;
     let window = cfg.params.window as u64;
     let mut feature_pvalues = BTreeMap::new();
     let mut drifted_features = Vec::new();

@@ -256,8 +256,8 @@ async fn requests_send_no_ping_or_unwatch() {
     // counted is one the script calls, the counting itself, or a new connection's set-up
     // (`CLIENT SETINFO`), should the pool open one.
     const SCRIPT: &[&str] = &[
-        "hmget", "lpush", "lpop", "ltrim", "incrby", "xadd", "hget", "xlen", "rpush", "xtrim",
-        "hset", "hincrby",
+        "hmget", "lpush", "lpop", "ltrim", "lrange", "lindex", "lset", "incrby", "xadd", "hget",
+        "xlen", "rpush", "xtrim", "hset", "hincrby",
     ];
     let other: Vec<&String> = stats
         .keys()
