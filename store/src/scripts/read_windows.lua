@@ -3,12 +3,12 @@
 -- Each window comes back as one string of its 8-byte values, oldest first, cut from the
 -- blocks of rows its list holds (see ingest.lua): a few list items per window, instead of
 -- one per value, for Redis to convert and for the worker to parse.
--- A job names the batch end `s` at which its feature crossed a boundary. While no newer
--- boundary has been crossed, its own window (the `window` rows ending at row `s`) is read.
--- Once one has (the worker is behind), that window is gone and the newest one, ending at
--- the current row count, is read instead: the feature is evaluated on the latest data
--- rather than not at all, and the jobs of the boundaries in between find a result at or
--- beyond theirs and are dropped without reading anything.
+-- A job names the batch end `s` at which its feature crossed a boundary. While the list
+-- still holds its own window (the `window` rows ending at row `s`; lists keep one stride
+-- more than the window), that window is read. Once it is gone (the worker is behind), the
+-- newest one, ending at the current row count, is read instead: the feature is evaluated
+-- on the latest data rather than not at all, and the jobs of the boundaries in between
+-- find a result at or beyond theirs and are dropped without reading anything.
 -- Each window read is leased to the job (fields claim, claim_until, claim_id of the
 -- result hash) so that another worker holding a job of the same feature does not evaluate
 -- the same rows again; a lease expires, so a crashed worker's feature is evaluated by the
@@ -34,56 +34,68 @@ local c = tonumber(redis.call('GET', KEYS[1]) or '0')
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[2])
+-- The `need` rows after skipping the `skip` newest of a window list (blocks newest first,
+-- each block's rows oldest first), oldest first; nil when the list does not hold them all,
+-- false when it is corrupt.
+local function rows_of(wk, skip, need)
+  local parts, o, got = {}, 0, 0
+  for _, b in ipairs(redis.call('LRANGE', wk, 0, -1)) do
+    if #b % 8 ~= 0 then
+      return false
+    end
+    local size = #b / 8
+    local lo, hi = math.max(skip, o), math.min(skip + need, o + size) - 1
+    if hi >= lo then
+      parts[#parts + 1] = string.sub(b, (size - 1 - (hi - o)) * 8 + 1, (size - (lo - o)) * 8)
+      got = got + hi - lo + 1
+    end
+    o = o + size
+    if o >= skip + need then break end
+  end
+  if got < need then
+    return nil
+  end
+  local ordered = {}
+  for k = #parts, 1, -1 do ordered[#ordered + 1] = parts[k] end
+  return table.concat(ordered)
+end
 local out = {}
 for j = 0, tonumber(ARGV[4]) - 1 do
   local fi = tonumber(ARGV[5 + 3 * j]) + 1
   local s = tonumber(ARGV[6 + 3 * j])
   local id = ARGV[7 + 3 * j]
   local rk, wk = KEYS[3 + fi], KEYS[3 + nf + fi]
+  local res = redis.call('HMGET', rk, 'seq', 'claim', 'claim_until', 'claim_id')
+  -- Whether the window ending at row e is already evaluated, or leased to another job.
+  local function taken(e)
+    if res[1] and tonumber(res[1]) >= e then return 'evaluated' end
+    if res[2] and tonumber(res[2]) >= e and tonumber(res[3]) > now and res[4] ~= id then
+      return 'leased'
+    end
+  end
   if c < s then
     out[#out + 1] = {'s', 'stale', 'reset'}
   else
-    local nextb = window
-    if s >= window then
-      nextb = window + (math.floor((s - window) / stride) + 1) * stride
+    -- The job's own window while the list still holds it, else the newest.
+    local e, blob = s, nil
+    local why = taken(s)
+    if not why then
+      blob = rows_of(wk, c - s, math.min(window, s))
+      if blob == nil and c > s then
+        e = c
+        why = taken(c)
+        if not why then blob = rows_of(wk, 0, math.min(window, c)) end
+      end
     end
-    local e = s
-    if c >= nextb then e = c end
-    local res = redis.call('HMGET', rk, 'seq', 'claim', 'claim_until', 'claim_id')
-    if res[1] and tonumber(res[1]) >= e then
-      out[#out + 1] = {'s', 'superseded', 'evaluated'}
-    elseif res[2] and tonumber(res[2]) >= e and tonumber(res[3]) > now and res[4] ~= id then
-      out[#out + 1] = {'s', 'superseded', 'leased'}
+    if why then
+      out[#out + 1] = {'s', 'superseded', why}
+    elseif blob == false then
+      out[#out + 1] = {'c', 'a window block is not a whole number of 8-byte values'}
+    elseif blob == nil then
+      out[#out + 1] = {'s', 'stale', 'missing'}
     else
-      -- The window: `need` rows, after skipping the `c - e` newest, collected from the
-      -- list's blocks (newest block first, each block's rows oldest first).
-      local skip, need = c - e, math.min(window, e)
-      local parts, o, got, corrupt = {}, 0, 0, false
-      for _, b in ipairs(redis.call('LRANGE', wk, 0, -1)) do
-        if #b % 8 ~= 0 then
-          corrupt = true
-          break
-        end
-        local size = #b / 8
-        local lo, hi = math.max(skip, o), math.min(skip + need, o + size) - 1
-        if hi >= lo then
-          parts[#parts + 1] = string.sub(b, (size - 1 - (hi - o)) * 8 + 1, (size - (lo - o)) * 8)
-          got = got + hi - lo + 1
-        end
-        o = o + size
-        if o >= skip + need then break end
-      end
-      if corrupt then
-        out[#out + 1] = {'c', 'a window block is not a whole number of 8-byte values'}
-      elseif got < need then
-        out[#out + 1] = {'s', 'stale', 'missing'}
-      else
-        -- Oldest block first: the rows in order, oldest first.
-        local ordered = {}
-        for k = #parts, 1, -1 do ordered[#ordered + 1] = parts[k] end
-        redis.call('HSET', rk, 'claim', e, 'claim_until', now + lease, 'claim_id', id)
-        out[#out + 1] = {'w', e, table.concat(ordered)}
-      end
+      redis.call('HSET', rk, 'claim', e, 'claim_until', now + lease, 'claim_id', id)
+      out[#out + 1] = {'w', e, blob}
     end
   end
 end
