@@ -18,10 +18,13 @@
 //! - its answer only after Redis acknowledged the call, or the call's error (Redis down,
 //!   `STALECONFIG`, `NOMONITOR`, ...), which every request of the call gets and handles as
 //!   if it had been alone (`AppState::ingest` reloads the config and resends its own rows);
-//! - an answer within the store's operation deadline: a request still queued when it
-//!   passes leaves the queue (its rows are never written) and gets a 503, as one still in
-//!   a call that has not answered (whose rows, as without coalescing, may or may not have
-//!   been stored).
+//! - an answer within the store's operation deadline, counted from its arrival: a request
+//!   still queued when it passes leaves the queue (its rows are never written) and gets a
+//!   503. A call carries the earliest deadline of its requests, and Redis refuses to run a
+//!   call it only gets to after that deadline (see
+//!   [`drift_store::Store::ingest_batches_by`]), so a request told 503 at its deadline was
+//!   not stored either, unless Redis ran its call just before and the answer was on the
+//!   way, or Redis went down after running it.
 //!
 //! A call runs in its own task, so a client that disconnects never cancels the call that
 //! carries other clients' rows.
@@ -31,7 +34,7 @@ use drift_store::{Ingested, Store, StoreError};
 use prometheus::Histogram;
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
 /// How much one script call may carry, and how many run at once per monitor.
@@ -73,7 +76,8 @@ pub struct Coalescer {
 struct Inner {
     store: Store,
     limits: CoalesceLimits,
-    deadline: Duration,
+    /// How long a request waits for its call's answer (the store's operation deadline).
+    timeout: Duration,
     metrics: CoalesceMetrics,
     lanes: Mutex<HashMap<String, Lane>>,
 }
@@ -89,12 +93,14 @@ struct Pending {
     cfg: Arc<MonitorConfig>,
     columns: Arc<Vec<Vec<f64>>>,
     values: usize,
+    /// When the request gives up waiting (its arrival plus the operation deadline).
+    deadline: Instant,
     tx: oneshot::Sender<Result<Ingested, StoreError>>,
 }
 
 impl Coalescer {
     pub fn new(store: Store, limits: CoalesceLimits, metrics: CoalesceMetrics) -> Self {
-        let deadline = store.op_timeout();
+        let timeout = store.op_timeout();
         Coalescer {
             inner: Arc::new(Inner {
                 store,
@@ -103,7 +109,7 @@ impl Coalescer {
                     max_values: limits.max_values.max(1),
                     max_requests: limits.max_requests.max(1),
                 },
-                deadline,
+                timeout,
                 metrics,
                 lanes: Mutex::new(HashMap::new()),
             }),
@@ -119,6 +125,7 @@ impl Coalescer {
         columns: Arc<Vec<Vec<f64>>>,
     ) -> Result<Ingested, StoreError> {
         let values = columns.iter().map(Vec::len).sum();
+        let deadline = Instant::now() + self.inner.timeout;
         let name = cfg.name.clone();
         let (tx, rx) = oneshot::channel();
         let start = {
@@ -128,6 +135,7 @@ impl Coalescer {
                 cfg,
                 columns,
                 values,
+                deadline,
                 tx,
             });
             let start = lane.in_flight < self.inner.limits.in_flight;
@@ -139,14 +147,14 @@ impl Coalescer {
         if start {
             tokio::spawn(Arc::clone(&self.inner).drive(name));
         }
-        match tokio::time::timeout(self.inner.deadline, rx).await {
+        match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), rx).await {
             Ok(Ok(answer)) => answer,
             Ok(Err(_)) => Err(StoreError::Unavailable(
                 "the ingest call was abandoned".into(),
             )),
             Err(_) => Err(StoreError::Unavailable(format!(
                 "no answer within {} ms",
-                self.inner.deadline.as_millis()
+                self.inner.timeout.as_millis()
             ))),
         }
     }
@@ -199,8 +207,9 @@ impl Inner {
         let lane = lanes.get_mut(name)?;
         let mut group: Vec<Pending> = Vec::new();
         let mut values = 0;
+        let now = Instant::now();
         while let Some(next) = lane.queue.front() {
-            if next.tx.is_closed() {
+            if next.tx.is_closed() || next.deadline <= now {
                 // The request gave up (deadline, or client gone): its rows are not written.
                 lane.queue.pop_front();
                 continue;
@@ -228,7 +237,10 @@ impl Inner {
 
     /// One script call for `group`; every request gets its own answer or the call's error.
     async fn call(&self, group: Vec<Pending>) {
-        let Some(cfg) = group.first().map(|p| Arc::clone(&p.cfg)) else {
+        let (Some(cfg), Some(deadline)) = (
+            group.first().map(|p| Arc::clone(&p.cfg)),
+            group.iter().map(|p| p.deadline).min(),
+        ) else {
             return;
         };
         let batches: Vec<&[Vec<f64>]> = group.iter().map(|p| p.columns.as_slice()).collect();
@@ -238,7 +250,7 @@ impl Inner {
             .sum();
         self.metrics.requests_per_call.observe(group.len() as f64);
         self.metrics.rows_per_call.observe(rows as f64);
-        let result = self.store.ingest_batches(&cfg, &batches).await;
+        let result = self.store.ingest_batches_by(&cfg, &batches, deadline).await;
         drop(batches);
         match result {
             Ok(done) if done.len() == group.len() => {

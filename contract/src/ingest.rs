@@ -45,6 +45,9 @@ pub struct IngestAccepted {
     pub accepted: usize,
     /// Rows the monitor has ingested, this batch included.
     pub seq: u64,
-    /// Evaluation jobs this batch enqueued (one per feature at each evaluation boundary).
+    /// Evaluation jobs enqueued for this batch: one per feature when its rows crossed an
+    /// evaluation boundary (one round however many), or 0 when a batch stored right after
+    /// it in the same script call crossed a later one, whose jobs for the newer rows
+    /// supersede them.
     pub jobs_enqueued: u64,
 }

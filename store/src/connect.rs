@@ -2,12 +2,13 @@
 //! is bounded, and dedicated connections for blocking reads.
 
 use crate::keys::Keys;
-use crate::pool::{Manager, Pool, IDLE_PING};
+use crate::pool::{Manager, Pool, RedisClock, IDLE_PING};
 use crate::store::{Caps, Store};
 use crate::StoreError;
 use deadpool::managed::QueueMode;
 use deadpool_redis::redis::{self, AsyncConnectionConfig};
 use deadpool_redis::{Runtime, Timeouts};
+use std::sync::Arc;
 use std::time::Duration;
 
 pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379";
@@ -79,14 +80,14 @@ fn install_tls_provider() {
 /// A connection pool whose every step (connect, wait for a connection, answer) is bounded.
 /// The most recently returned connection is handed out first, so that a lightly loaded
 /// replica keeps reusing a few warm connections instead of cycling through idle ones.
-pub(crate) fn pool(opts: &RedisOptions) -> Result<Pool, StoreError> {
+pub(crate) fn pool(opts: &RedisOptions, clock: Arc<RedisClock>) -> Result<Pool, StoreError> {
     install_tls_provider();
     let conn_cfg = AsyncConnectionConfig::new()
         .set_connection_timeout(Some(opts.op_timeout))
         .set_response_timeout(Some(opts.op_timeout));
     let client = redis::Client::open(opts.url.as_str())
         .map_err(|e| StoreError::Unavailable(format!("invalid Redis URL: {e}")))?;
-    Pool::builder(Manager::new(client, conn_cfg, opts.idle_ping))
+    Pool::builder(Manager::new(client, conn_cfg, opts.idle_ping, clock))
         .max_size(opts.pool_size)
         .queue_mode(QueueMode::Lifo)
         .runtime(Runtime::Tokio1)

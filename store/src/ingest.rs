@@ -4,6 +4,7 @@
 
 use crate::{Store, StoreError};
 use drift_core::MonitorConfig;
+use std::time::Instant;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Ingested {
@@ -38,6 +39,24 @@ impl Store {
         cfg: &MonitorConfig,
         batches: &[&[Vec<f64>]],
     ) -> Result<Vec<Ingested>, StoreError> {
+        self.ingest_batches_by(cfg, batches, Instant::now() + self.op_timeout)
+            .await
+    }
+
+    /// [`Store::ingest_batches`] with the deadline `deadline`: past it the caller gets
+    /// `Unavailable`, and Redis refuses to run the call (so it writes nothing) if it only
+    /// gets to it afterwards, as when the call waited in the socket of a frozen Redis. The
+    /// deadline travels on Redis's clock (its offset from ours is learned from `TIME`), so
+    /// the hosts' clocks need not agree. A caller told `Unavailable` at the deadline can
+    /// therefore count the rows as not stored, except when Redis ran the call just before
+    /// the deadline and its answer was still on the way, or Redis went down after running
+    /// it.
+    pub async fn ingest_batches_by(
+        &self,
+        cfg: &MonitorConfig,
+        batches: &[&[Vec<f64>]],
+        deadline: Instant,
+    ) -> Result<Vec<Ingested>, StoreError> {
         let m = &cfg.name;
         let nf = cfg.features.len();
         let mut rows = Vec::with_capacity(batches.len());
@@ -69,6 +88,7 @@ impl Store {
             .arg(self.caps.events)
             .arg(self.caps.jobs)
             .arg(self.caps.events_bytes)
+            .arg(self.clock.redis_ms(deadline))
             .arg(rows.len());
         for n in &rows {
             inv.arg(n);
@@ -86,12 +106,33 @@ impl Store {
             }
         }
         inv.arg(blob);
-        let reply: Vec<u64> = self.invoke(inv).await.map_err(|e| match e {
-            StoreError::UnknownMonitor(_) => StoreError::UnknownMonitor(m.clone()),
-            e => e,
-        })?;
+        let clock = &self.clock;
+        let reply: Vec<i64> = self
+            .run_until(deadline, |mut c| async move {
+                inv.invoke_async(&mut c).await.map_err(|e| {
+                    if e.code() == Some("EXPIRED") {
+                        // Redis's clock, should ours have jumped since it was learned.
+                        let now = e.detail().and_then(|d| d.split_whitespace().next());
+                        if let Some(now) = now.and_then(|n| n.parse().ok()) {
+                            clock.observe(now);
+                        }
+                        return StoreError::Unavailable(
+                            "the ingest call reached Redis after its deadline; nothing was written"
+                                .into(),
+                        );
+                    }
+                    match StoreError::from(e) {
+                        StoreError::UnknownMonitor(_) => StoreError::UnknownMonitor(m.clone()),
+                        e => e,
+                    }
+                })
+            })
+            .await?;
         let (jobs, owner, seqs) = match reply.as_slice() {
-            [jobs, owner, seqs @ ..] if seqs.len() == rows.len() => (*jobs, *owner, seqs),
+            [now, jobs, owner, seqs @ ..] if seqs.len() == rows.len() => {
+                clock.observe(*now);
+                (*jobs, *owner, seqs)
+            }
             _ => {
                 return Err(StoreError::Protocol(format!(
                     "ingest: {} values for {} batches",
@@ -100,12 +141,17 @@ impl Store {
                 )))
             }
         };
+        let count = |v: i64| u64::try_from(v).unwrap_or(0);
         Ok(seqs
             .iter()
             .enumerate()
             .map(|(j, &seq)| Ingested {
-                seq,
-                jobs: if owner == j as u64 + 1 { jobs } else { 0 },
+                seq: count(seq),
+                jobs: if usize::try_from(owner) == Ok(j + 1) {
+                    count(jobs)
+                } else {
+                    0
+                },
             })
             .collect())
     }

@@ -17,12 +17,16 @@
 //!   one failed request per replica, not one per pooled connection;
 //! - a connection idle longer than [`IDLE_PING`] is checked at its next checkout (a
 //!   firewall or Redis's `timeout` may have closed it).
+//!
+//! Without the `PING`, a call can be written to a Redis that just froze and run when it
+//! resumes, after its caller answered 503. Ingest calls therefore carry their deadline on
+//! Redis's own clock ([`RedisClock`]), and the script refuses to write past it.
 
 use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
 use deadpool_redis::redis::{self, AsyncConnectionConfig, Cmd, RedisError, RedisFuture, Value};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 
@@ -31,6 +35,57 @@ use deadpool::managed::{self, Metrics, RecycleError, RecycleResult};
 pub const IDLE_PING: Duration = Duration::from_secs(5);
 
 pub(crate) type Pool = managed::Pool<Manager>;
+
+/// Redis's clock as seen from this process: the offset of Redis's `TIME` from the local
+/// clock, learned when a connection opens and refreshed by every ingest answer, so that a
+/// local deadline can be stated in Redis's time (whatever the skew between the hosts).
+pub(crate) struct RedisClock {
+    /// Redis's milliseconds since the epoch minus ours, `i64::MIN` until first learned.
+    offset_ms: AtomicI64,
+}
+
+impl Default for RedisClock {
+    fn default() -> Self {
+        RedisClock {
+            offset_ms: AtomicI64::new(i64::MIN),
+        }
+    }
+}
+
+fn local_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+impl RedisClock {
+    /// Redis said it was `redis_ms` (milliseconds since the epoch) just now. The answer's
+    /// flight time makes the estimate of Redis's clock a little early: deadlines err short.
+    pub(crate) fn observe(&self, redis_ms: i64) {
+        self.offset_ms
+            .store(redis_ms.saturating_sub(local_ms()), Ordering::Relaxed);
+    }
+
+    /// `deadline` in Redis's milliseconds since the epoch; 0 (no deadline) while Redis's
+    /// clock is unknown.
+    pub(crate) fn redis_ms(&self, deadline: Instant) -> i64 {
+        let offset = self.offset_ms.load(Ordering::Relaxed);
+        if offset == i64::MIN {
+            return 0;
+        }
+        let left = deadline.saturating_duration_since(Instant::now());
+        let left = i64::try_from(left.as_millis()).unwrap_or(i64::MAX);
+        local_ms()
+            .saturating_add(left)
+            .saturating_add(offset)
+            .max(1)
+    }
+}
+
+/// Milliseconds since the epoch in an answer to `TIME` (seconds, microseconds).
+fn time_ms((secs, micros): (i64, i64)) -> i64 {
+    secs.saturating_mul(1000).saturating_add(micros / 1000)
+}
 
 /// Creates multiplexed connections and decides, at each checkout, whether one needs a
 /// `PING` first.
@@ -41,6 +96,8 @@ pub(crate) struct Manager {
     /// Bumped on every connection-level failure: connections checked before the latest
     /// failure are checked again.
     failures: Arc<AtomicU64>,
+    /// Set from a `TIME` sent on every new connection.
+    clock: Arc<RedisClock>,
 }
 
 impl Manager {
@@ -48,12 +105,14 @@ impl Manager {
         client: redis::Client,
         config: AsyncConnectionConfig,
         idle_ping: Duration,
+        clock: Arc<RedisClock>,
     ) -> Self {
         Manager {
             client,
             config,
             idle_ping,
             failures: Arc::new(AtomicU64::new(0)),
+            clock,
         }
     }
 }
@@ -99,10 +158,12 @@ impl managed::Manager for Manager {
 
     async fn create(&self) -> Result<Pooled, RedisError> {
         let checked_at = self.failures.load(Ordering::Acquire);
-        let conn = self
+        let mut conn = self
             .client
             .get_multiplexed_async_connection_with_config(&self.config)
             .await?;
+        let now = redis::cmd("TIME").query_async(&mut conn).await?;
+        self.clock.observe(time_ms(now));
         Ok(Pooled {
             conn,
             broken: false,

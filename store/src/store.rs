@@ -3,12 +3,12 @@
 
 use crate::connect::{pool, RedisOptions};
 use crate::keys::Keys;
-use crate::pool::{Conn, Pool};
+use crate::pool::{Conn, Pool, RedisClock};
 use crate::StoreError;
 use deadpool_redis::redis;
 use std::future::Future;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// How long each stream may grow: memory is bounded by configuration, never by traffic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -58,14 +58,18 @@ pub struct Store {
     pub(crate) keys: Keys,
     pub(crate) scripts: Arc<Scripts>,
     pub(crate) op_timeout: Duration,
+    /// Redis's clock as seen from here, for deadlines the ingest script enforces.
+    pub(crate) clock: Arc<RedisClock>,
     pub(crate) url: String,
     pub caps: Caps,
 }
 
 impl Store {
     pub fn new(opts: &RedisOptions, keys: Keys, caps: Caps) -> Result<Self, StoreError> {
+        let clock = Arc::new(RedisClock::default());
         Ok(Store {
-            pool: pool(opts)?,
+            pool: pool(opts, clock.clone())?,
+            clock,
             keys,
             scripts: Arc::new(Scripts {
                 register: redis::Script::new(include_str!("scripts/register.lua")),
@@ -98,15 +102,29 @@ impl Store {
         F: FnOnce(Conn) -> Fut,
         Fut: Future<Output = Result<T, StoreError>>,
     {
+        self.run_until(Instant::now() + self.op_timeout, f).await
+    }
+
+    /// [`Store::run`] with the deadline `deadline` instead of the operation deadline.
+    pub(crate) async fn run_until<T, F, Fut>(
+        &self,
+        deadline: Instant,
+        f: F,
+    ) -> Result<T, StoreError>
+    where
+        F: FnOnce(Conn) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>>,
+    {
+        let budget = deadline.saturating_duration_since(Instant::now());
         let work = async {
             let conn = Conn(self.pool.get().await?);
             f(conn).await
         };
-        match tokio::time::timeout(self.op_timeout, work).await {
+        match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), work).await {
             Ok(r) => r,
             Err(_) => Err(StoreError::Unavailable(format!(
                 "no answer within {} ms",
-                self.op_timeout.as_millis()
+                budget.as_millis()
             ))),
         }
     }

@@ -307,7 +307,7 @@ async fn a_connection_that_failed_is_replaced_and_the_others_are_checked() {
 }
 
 #[tokio::test]
-async fn a_connection_that_timed_out_is_not_reused_after_redis_resumes() {
+async fn a_call_that_timed_out_on_a_frozen_redis_is_not_run_after_it_resumes() {
     let redis = RedisServer::start();
     let mut opts = RedisArgs::new(&redis.url(), "x").options(2);
     opts.op_timeout = Duration::from_millis(300);
@@ -316,20 +316,45 @@ async fn a_connection_that_timed_out_is_not_reused_after_redis_resumes() {
     store.register(&s).await.unwrap();
     let cfg = &s.config;
     store.ingest(cfg, &rows(1, 1)).await.unwrap();
+    let before = store.footprint(cfg).await.unwrap();
     let inspect = inspector(&redis).await;
     inspect.reset_command_stats().await.unwrap();
     redis.pause();
+    // Sent at once (the connection was used moments ago), then no answer in time.
     let err = store.ingest(cfg, &rows(2, 1)).await;
     assert!(matches!(err, Err(StoreError::Unavailable(_))), "{err:?}");
+    tokio::time::sleep(Duration::from_millis(400)).await;
     redis.resume();
-    // The paused call's script still runs once Redis resumes: its row may count.
-    store.ingest(cfg, &rows(3, 1)).await.unwrap();
+    // Redis runs the call it had in its socket, past its deadline: it writes nothing.
+    assert_eq!(store.footprint(cfg).await.unwrap(), before);
+    let stats = inspect.command_calls().await.unwrap();
+    assert_eq!(stats.get("evalsha"), Some(&1), "{stats:?}");
+    assert_eq!(stats.get("lpush"), None, "{stats:?}");
+    // The timed-out connection is not handed out again.
+    store.ingest(cfg, &rows(2, 1)).await.unwrap();
     assert!(
         inspect.connections_received().await.unwrap() >= 1,
         "the timed-out connection was handed out again"
     );
-    let n = store.rows("m").await.unwrap();
-    assert!((2..=3).contains(&n), "{n}");
+    assert_eq!(store.rows("m").await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn a_call_past_its_deadline_writes_nothing() {
+    let (_redis, store, cfg) = registered(10, 5).await;
+    store.ingest(&cfg, &rows(1, 1)).await.unwrap();
+    let before = store.footprint(&cfg).await.unwrap();
+    let a = rows(2, 1);
+    let past = std::time::Instant::now() - Duration::from_millis(50);
+    let err = store.ingest_batches_by(&cfg, &[&a[..]], past).await;
+    assert!(matches!(err, Err(StoreError::Unavailable(_))), "{err:?}");
+    assert_eq!(store.footprint(&cfg).await.unwrap(), before);
+    let soon = std::time::Instant::now() + Duration::from_secs(1);
+    let done = store
+        .ingest_batches_by(&cfg, &[&a[..]], soon)
+        .await
+        .unwrap();
+    assert_eq!(done[0].seq, 2);
 }
 
 /// Windows are lists of blocks of rows (appended to the head block while it is small,

@@ -194,6 +194,42 @@ async fn redis_lost_mid_group_fails_every_request_and_stores_none_of_them() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_frozen_past_the_deadline_fails_every_request_and_stores_none_of_them() {
+    let stack = Stack::builder().prefix(P).apis(1).start().await;
+    let c = stack.client();
+    assert_eq!(post(&c, &body(99, 5)).await.0, 202);
+    let store = stack.store();
+    let cfg = store.config(MONITOR).await.unwrap().unwrap();
+    let before = store.footprint(&cfg).await.unwrap();
+    let sizes: Vec<usize> = (0..20).map(|i| 1 + i % 4).collect();
+    let bodies: Vec<Value> = sizes.iter().enumerate().map(|(i, &n)| body(i, n)).collect();
+    stack.redis.pause();
+    // The calls in flight are in the frozen Redis's socket; the other requests queue.
+    let answers = join_all(bodies.iter().map(|b| post(&c, b))).await;
+    for (i, (status, a, took)) in answers.iter().enumerate() {
+        assert_eq!(*status, 503, "request {i}: {a}");
+        assert_eq!(a["error"]["code"], "redis_unavailable", "{a}");
+        assert!(*took < Duration::from_secs(2), "request {i} took {took:?}");
+    }
+    stack.redis.resume();
+    // Redis now runs the calls it had received, past their deadline: they write nothing.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(store.footprint(&cfg).await.unwrap(), before);
+    let ok = c
+        .until_status(
+            || {
+                c.http()
+                    .post(c.url(&format!("/v1/monitors/{MONITOR}/rows")))
+                    .json(&body(98, 2))
+            },
+            202,
+            Duration::from_secs(5),
+        )
+        .await;
+    assert_eq!(ok.expect("no recovery")["seq"], 7);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reregistration_mid_group_reaches_every_request_of_the_group() {
     let stack = Stack::builder().prefix(P).apis(1).start().await;
     let c = stack.client();
@@ -254,10 +290,10 @@ async fn requests_send_no_ping_or_unwatch() {
     assert!((1..=60).contains(&calls), "{stats:?}");
     // The script call is the only command of an ingest request: every other command
     // counted is one the script calls, the counting itself, or a new connection's set-up
-    // (`CLIENT SETINFO`), should the pool open one.
+    // (`CLIENT SETINFO`, `TIME`), should the pool open one.
     const SCRIPT: &[&str] = &[
         "hmget", "lpush", "lpop", "ltrim", "lrange", "lindex", "lset", "incrby", "xadd", "hget",
-        "xlen", "rpush", "xtrim", "hset", "hincrby",
+        "xlen", "rpush", "xtrim", "hset", "hincrby", "time",
     ];
     let other: Vec<&String> = stats
         .keys()

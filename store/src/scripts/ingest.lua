@@ -8,11 +8,20 @@
 -- (KEYS[7] is the first feature's window)
 -- ARGV[1]=config version the caller validated against ARGV[2]=rows of the call
 -- ARGV[3]=events maxlen ARGV[4]=jobs maxlen ARGV[5]=events byte budget
--- ARGV[6]=requests r ARGV[6+j]=rows of request j (j = 1..r, in order)
--- ARGV[7+r]=the call's values, feature-major (feature 1's value of every row of the call in
+-- ARGV[6]=deadline, milliseconds since the epoch on this server's clock (0: none)
+-- ARGV[7]=requests r ARGV[7+j]=rows of request j (j = 1..r, in order)
+-- ARGV[8+r]=the call's values, feature-major (feature 1's value of every row of the call in
 --   row order, then feature 2's, ...), 8 bytes each: also the events entry's data as is
--- Returns {jobs, owner, seq_1, ..., seq_r}: seq_j is the row count after request j's rows;
--- jobs (0 or nf) were enqueued at row seq_owner, owner 0 when none.
+-- Returns {now, jobs, owner, seq_1, ..., seq_r}: now is this server's time in milliseconds,
+-- seq_j the row count after request j's rows; jobs (0 or nf) were enqueued at row
+-- seq_owner, owner 0 when none. Error EXPIRED <now> when run after the deadline: the caller
+-- has given up (the call waited in a frozen server's socket), so nothing is written.
+local time = redis.call('TIME')
+local now = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
+local deadline = tonumber(ARGV[6])
+if deadline and deadline > 0 and now > deadline then
+  return redis.error_reply('EXPIRED ' .. now .. ' the call reached Redis after its deadline')
+end
 local cfg = redis.call('HMGET', KEYS[1], 'version', 'window', 'stride', 'nf')
 if not cfg[1] then
   return redis.error_reply('NOMONITOR monitor is not registered')
@@ -21,7 +30,7 @@ if cfg[1] ~= ARGV[1] then
   return redis.error_reply('STALECONFIG monitor was re-registered with version ' .. cfg[1])
 end
 local window, stride, nf = tonumber(cfg[2]), tonumber(cfg[3]), tonumber(cfg[4])
-local n, r = tonumber(ARGV[2]), tonumber(ARGV[6])
+local n, r = tonumber(ARGV[2]), tonumber(ARGV[7])
 -- Everything is checked before the first write: a call is applied whole or not at all.
 local function int_in(x, lo, hi)
   return x and x == math.floor(x) and x >= lo and x <= hi
@@ -33,19 +42,19 @@ local function bad()
   return redis.error_reply('BADBATCH batch shape does not match the monitor')
 end
 if not (int_in(n, 1, 10000000) and int_in(r, 1, 100000)) or #KEYS ~= 6 + nf
-    or #ARGV ~= 7 + r then
+    or #ARGV ~= 8 + r then
   return bad()
 end
 local counts, sum = {}, 0
 for j = 1, r do
-  local c = tonumber(ARGV[6 + j])
+  local c = tonumber(ARGV[7 + j])
   if not int_in(c, 1, 10000000) then
     return bad()
   end
   counts[j] = c
   sum = sum + c
 end
-local data = ARGV[7 + r]
+local data = ARGV[8 + r]
 if sum ~= n or #data ~= 8 * n * nf then
   return bad()
 end
@@ -100,11 +109,11 @@ for i = 1, nf do
   end
 end
 local seq = call('INCRBY', KEYS[2], n)
-local out, at, owner = {0, 0}, seq - n, 0
+local out, at, owner = {now, 0, 0}, seq - n, 0
 for j = 1, r do
   local before = at
   at = at + counts[j]
-  out[2 + j] = at
+  out[3 + j] = at
   if at >= window and window + math.floor((at - window) / stride) * stride > before then
     owner = j
   end
@@ -143,8 +152,8 @@ call('HSET', KEYS[5], 'events_bytes', total)
 if owner > 0 then
   call('HINCRBY', KEYS[5], 'rounds', 1)
   for f = 0, nf - 1 do
-    call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'f', f, 's', out[2 + owner], 'v', ARGV[1])
+    call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[4], '*', 'f', f, 's', out[3 + owner], 'v', ARGV[1])
   end
-  out[1], out[2] = nf, owner
+  out[2], out[3] = nf, owner
 end
 return out
