@@ -368,7 +368,7 @@ for line in sys.stdin:
     m = re.match(r"cmdstat_(\w+):calls=(\d+),usec=(\d+),usec_per_call=([\d.]+)", line)
     if m:
         rows.append((int(m[3]), m[1], int(m[2]), float(m[4])))
-for usec, name, calls, per in sorted(rows, reverse=True)[:5]:
+for usec, name, calls, per in sorted(rows, reverse=True)[:int(__import__("os").environ.get("TOP", "5"))]:
     print(f"        redis {name:<12} calls {calls:>8}  total {usec / 1e6:7.2f} s  {per:8.1f} us/call")
 '
     # The script time by script: the slow log holds every call (sha, microseconds).

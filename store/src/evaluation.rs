@@ -168,9 +168,34 @@ fn parse_snapshot(parts: &[Value]) -> Result<Snapshot, StoreError> {
     Ok(Snapshot { rev, p_values })
 }
 
-fn parse_read(entry: Value, monitor: &str) -> Result<JobRead, StoreError> {
+/// The `need` rows after the `skip` newest of a window list (blocks of rows, newest block
+/// first, each block's rows oldest first; see `ingest.lua`), newest first; `None` when the
+/// list does not hold them or a block is not whole 8-byte values.
+fn window_rows(blocks: &[Vec<u8>], skip: usize, need: usize) -> Option<Vec<f64>> {
+    let mut out = Vec::with_capacity(need);
+    let mut passed = 0;
+    for b in blocks {
+        if b.len() % 8 != 0 {
+            return None;
+        }
+        for v in b.chunks_exact(8).rev() {
+            if passed >= skip {
+                out.push(codec::decode(v)?);
+                if out.len() == need {
+                    return Some(out);
+                }
+            }
+            passed += 1;
+        }
+    }
+    (out.len() == need).then_some(out)
+}
+
+/// One job's entry of the read script, with its feature's list as the same transaction
+/// read it.
+fn parse_read(entry: Value, list: Value, monitor: &str) -> Result<JobRead, StoreError> {
     let bad = || StoreError::Protocol(format!("read_windows of {monitor}: bad entry"));
-    let Value::Array(mut parts) = entry else {
+    let Value::Array(parts) = entry else {
         return Err(bad());
     };
     match parts.first().and_then(text).as_deref() {
@@ -184,23 +209,15 @@ fn parse_read(entry: Value, monitor: &str) -> Result<JobRead, StoreError> {
                 parts.get(2).and_then(text).unwrap_or_default(),
             ))
         }
-        Some("c") => Ok(JobRead::Corrupt(format!(
-            "corrupt window in {monitor}: {}",
-            parts.get(1).and_then(text).unwrap_or_default()
-        ))),
-        Some("w") if parts.len() == 3 => {
-            let blob = match parts.pop() {
-                Some(Value::BulkString(b)) => b,
-                _ => return Err(bad()),
-            };
-            let seq = parts.get(1).and_then(int).ok_or_else(bad)?;
-            Ok(match codec::decode_all(&blob) {
-                // The script hands the rows oldest first.
-                Some(mut values) => {
-                    values.reverse();
-                    JobRead::Window { seq, values }
-                }
-                None => JobRead::Corrupt(format!("corrupt window in {monitor}")),
+        Some("w") if parts.len() == 4 => {
+            let n = |i: usize| parts.get(i).and_then(int).ok_or_else(bad);
+            let (seq, skip, need) = (n(1)?, n(2)? as usize, n(3)? as usize);
+            let blocks: Vec<Vec<u8>> = redis::from_redis_value(list)?;
+            Ok(match window_rows(&blocks, skip, need) {
+                Some(values) => JobRead::Window { seq, values },
+                None => JobRead::Corrupt(format!(
+                    "window list of {monitor} does not hold the {need} rows its layout says"
+                )),
             })
         }
         _ => Err(bad()),
@@ -276,7 +293,8 @@ impl Store {
             [k.seq(m), k.config(m), k.state(m)]
                 .into_iter()
                 .chain(results)
-                .chain(windows),
+                .chain(windows)
+                .chain([k.blocks(m)]),
         );
         inv.arg(&cfg.version)
             .arg(lease.as_millis() as u64)
@@ -285,8 +303,36 @@ impl Store {
         for j in jobs {
             inv.arg(j.feature).arg(j.seq).arg(&j.id);
         }
-        let v: Value = self.invoke(inv).await?;
-        let Value::Array(parts) = v else {
+        // The decisions and the lists in one transaction, so the row offsets hold for the
+        // lists (whole lists: a few blocks each; which rows depends on the decisions).
+        let mut pipe = redis::pipe();
+        pipe.atomic().invoke_script(&inv);
+        for j in jobs {
+            let f = cfg.features.get(j.feature).ok_or_else(|| {
+                StoreError::Protocol(format!("feature index {} out of range", j.feature))
+            })?;
+            pipe.cmd("LRANGE").arg(k.window(m, f)).arg(0).arg(-1);
+        }
+        let script = &self.scripts.read_windows;
+        let replies: Vec<Value> = self
+            .run(|mut c| async move {
+                match pipe.query_async(&mut c).await {
+                    Err(e)
+                        if e.kind()
+                            == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
+                    {
+                        redis::pipe()
+                            .load_script(script)
+                            .query_async::<()>(&mut c)
+                            .await?;
+                        Ok(pipe.query_async(&mut c).await?)
+                    }
+                    r => Ok(r?),
+                }
+            })
+            .await?;
+        let mut replies = replies.into_iter();
+        let Some(Value::Array(parts)) = replies.next() else {
             return Err(StoreError::Protocol("read_windows: not an array".into()));
         };
         let mut parts = parts.into_iter();
@@ -298,14 +344,15 @@ impl Store {
         let Some(Value::Array(entries)) = parts.next() else {
             return Err(StoreError::Protocol("read_windows: no entries".into()));
         };
-        if entries.len() != jobs.len() {
+        if entries.len() != jobs.len() || replies.len() != jobs.len() {
             return Err(StoreError::Protocol(
                 "read_windows: one entry per job expected".into(),
             ));
         }
         let reads = entries
             .into_iter()
-            .map(|e| parse_read(e, m))
+            .zip(replies)
+            .map(|(e, list)| parse_read(e, list, m))
             .collect::<Result<Vec<_>, _>>()?;
         let snapshot = match parts.next() {
             Some(Value::Array(snap)) => Some(parse_snapshot(&snap)?),

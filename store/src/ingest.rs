@@ -81,6 +81,7 @@ impl Store {
             k.jobs(m),
             k.stats(m),
             k.event_sizes(m),
+            k.blocks(m),
         ];
         Store::keys_of(&mut inv, monitor.into_iter().chain(per_feature));
         inv.arg(&cfg.version)

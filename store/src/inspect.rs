@@ -347,7 +347,8 @@ impl Store {
     ) -> Result<Vec<f64>, StoreError> {
         let mut cmd = redis::cmd("LRANGE");
         cmd.arg(self.keys.window(monitor, feature)).arg(0).arg(-1);
-        // Blocks newest first, each block's rows oldest first (see ingest.lua).
+        // Blocks newest first, each block's rows oldest first (see ingest.lua); the list
+        // holds the window plus a stride and less than one more block.
         let blocks: Vec<Vec<u8>> = self.query(cmd).await?;
         let mut values = Vec::new();
         for b in &blocks {

@@ -89,6 +89,9 @@ impl Keys {
         /// The size in bytes of values of each events entry, oldest first: the events
         /// stream is trimmed to its byte budget without reading its entries.
         event_sizes => "evsizes",
+        /// Rows of each block of the window lists, newest block first: the layout every
+        /// feature's window list shares (see `scripts/ingest.lua`).
+        blocks => "blocks",
         jobs => "jobs",
         dead => "dead",
         /// Global counters of the monitor (rounds, evaluations, stale, ...).
@@ -125,5 +128,6 @@ mod tests {
         assert_eq!(k.reference("m", "f"), "drift:{m}:ref:f");
         assert_eq!(k.history("m"), "drift:{m}:history");
         assert_eq!(k.event_sizes("m"), "drift:{m}:evsizes");
+        assert_eq!(k.blocks("m"), "drift:{m}:blocks");
     }
 }

@@ -68,7 +68,8 @@ impl Store {
             .key(k.stats(m))
             .key(k.history(m))
             .key(k.events(m))
-            .key(k.event_sizes(m));
+            .key(k.event_sizes(m))
+            .key(k.blocks(m));
         for f in &cfg.features {
             inv.key(k.window(m, f))
                 .key(k.result(m, f))
@@ -134,6 +135,7 @@ impl Store {
             k.seq(m),
             k.events(m),
             k.event_sizes(m),
+            k.blocks(m),
             k.stats(m),
             k.state(m),
             k.history(m),

@@ -206,9 +206,9 @@ async fn ingest_enqueues_one_round_per_boundary_crossing_and_windows_are_exact()
     // The window that ended at row 9: rows 5..=9, newest first.
     let (seq, w) = window(&store, cfg, &job(cfg, 2, 9)).await;
     assert_eq!((seq, w), (9, vec![92.0, 82.0, 72.0, 62.0, 52.0]));
-    // Row 5's window is gone (boundary 7 was crossed since): its job reads the newest.
+    // Boundary 7 was crossed since row 5's, but the list still holds row 5's window.
     let (seq, w) = window(&store, cfg, &job(cfg, 1, 5)).await;
-    assert_eq!((seq, w), (9, vec![91.0, 81.0, 71.0, 61.0, 51.0]));
+    assert_eq!((seq, w), (5, vec![51.0, 41.0, 31.0, 21.0, 11.0]));
     // One more row (no boundary): the window that ended at 9 is still read exactly, also
     // when Redis lost its scripts meanwhile.
     store.ingest(cfg, &batch(10, 1)).await.unwrap();
@@ -228,8 +228,31 @@ async fn ingest_enqueues_one_round_per_boundary_crossing_and_windows_are_exact()
         .read_windows(&moved, &[job(cfg, 0, 9)], LEASE, false)
         .await;
     assert_eq!(r.unwrap(), None, "a read at another version reads nothing");
-    // Windows are capped at window + stride.
-    assert_eq!(store.window_len("m", "a").await.unwrap(), 7);
+    // Windows hold window + stride rows and less than one block (64 rows) more.
+    let len = store.window_len("m", "a").await.unwrap();
+    assert!((7..7 + 64).contains(&len), "{len}");
+}
+
+/// Once the lists no longer hold a job's own window (the workers are behind), the job
+/// reads the newest window instead.
+#[tokio::test]
+async fn a_job_whose_window_is_gone_reads_the_newest() {
+    let (_redis, store, cfg) = registered("g", small(50, 10, Correction::Bonferroni)).await;
+    let cfg = &cfg;
+    let rows = |from: u64, n: u64| -> Vec<Vec<f64>> {
+        (0..5)
+            .map(|f| (from..from + n).map(|r| (r * 10 + f) as f64).collect())
+            .collect()
+    };
+    store.ingest(cfg, &rows(1, 60)).await.unwrap();
+    let jobs = read_jobs(&store, "g").await;
+    assert!(jobs.iter().all(|j| j.seq == 60));
+    // 70 more rows in one call: the list keeps its newest 60 (rows 71..=130).
+    store.ingest(cfg, &rows(61, 70)).await.unwrap();
+    assert_eq!(store.window_len("g", "a").await.unwrap(), 60);
+    let (seq, w) = window(&store, cfg, &jobs[0]).await;
+    let want: Vec<f64> = (81..=130).rev().map(|r| (r * 10) as f64).collect();
+    assert_eq!((seq, w), (130, want));
 }
 
 /// A tiny deterministic generator, so that failures reproduce.

@@ -4,8 +4,8 @@
 -- Atomic, so windows, counter and jobs never disagree, and the requests of a call are
 -- applied together or not at all.
 -- KEYS[1]=config KEYS[2]=seq KEYS[3]=events KEYS[4]=jobs KEYS[5]=stats
--- KEYS[6]=event sizes (bytes of values of each events entry, oldest first) KEYS[6+i]=win_i
--- (KEYS[7] is the first feature's window)
+-- KEYS[6]=event sizes (bytes of values of each events entry, oldest first)
+-- KEYS[7]=window blocks (rows of each block of the window lists, newest first) KEYS[7+i]=win_i
 -- ARGV[1]=config version the caller validated against ARGV[2]=rows of the call
 -- ARGV[3]=events maxlen ARGV[4]=jobs maxlen ARGV[5]=events byte budget
 -- ARGV[6]=deadline, milliseconds since the epoch on this server's clock (0: none)
@@ -41,7 +41,7 @@ end
 local function bad()
   return redis.error_reply('BADBATCH batch shape does not match the monitor')
 end
-if not (int_in(n, 1, 10000000) and int_in(r, 1, 100000)) or #KEYS ~= 6 + nf
+if not (int_in(n, 1, 10000000) and int_in(r, 1, 100000)) or #KEYS ~= 7 + nf
     or #ARGV ~= 8 + r then
   return bad()
 end
@@ -59,29 +59,31 @@ if sum ~= n or #data ~= 8 * n * nf then
   return bad()
 end
 local call = redis.call
--- Windows keep one stride more than the window (the newest `cap` rows) so that a job can
--- read exactly the window that ended at its own boundary until the next boundary is
--- crossed. A window list holds blocks of consecutive rows, newest block first, each the
--- 8-byte values of its rows oldest first: one list item per block instead of one per row
--- makes an ingest a few commands per feature, and a window read a few items, instead of
--- one Lua string and one list item per value (which cost 90 µs per 500-value read).
--- Rows are appended to the head block while it holds fewer than BLOCK rows; every
--- feature's list has the same layout, read off the first one.
-local BLOCK = 256
+-- Windows keep at least one stride more than the window (the newest `cap` rows) so that
+-- a job can read exactly the window that ended at its own boundary until the next
+-- boundary is crossed. A window list holds blocks of consecutive rows, newest block
+-- first, each the 8-byte values of its rows oldest first: one list item per block instead
+-- of one per row makes an ingest two list commands per feature, and a window read a few
+-- items instead of 500. Whole blocks are kept and dropped, so a list holds `cap` rows and
+-- less than one more block. Small calls are appended to a small head block (LPOP and
+-- LPUSH of at most BLOCK rows), so single-row traffic does not make one item per row;
+-- Lua copies blocks as strings, which is why they stay small. Every feature's list has
+-- the same layout, kept on the blocks list.
+local BLOCK = 64
 local cap = window + stride
 local first = math.max(0, n - cap)
 local rows = n - first
 local sizes = {}
 for i, b in ipairs(call('LRANGE', KEYS[7], 0, -1)) do
-  sizes[i] = math.floor(#b / 8)
+  sizes[i] = tonumber(b)
 end
-local merge = sizes[1] ~= nil and sizes[1] < BLOCK
+local merge = sizes[1] ~= nil and sizes[1] + rows <= BLOCK
 if merge then
   sizes[1] = sizes[1] + rows
 else
   table.insert(sizes, 1, rows)
 end
--- The newest blocks that hold `cap` rows are kept, the oldest of them cut to fit.
+-- The newest blocks that hold `cap` rows are kept.
 local keep, held = #sizes, 0
 for i = 1, #sizes do
   held = held + sizes[i]
@@ -90,9 +92,16 @@ for i = 1, #sizes do
     break
   end
 end
-local excess = math.max(0, held - cap)
+if merge then
+  call('LSET', KEYS[7], 0, sizes[1])
+else
+  call('LPUSH', KEYS[7], rows)
+end
+if #sizes > keep then
+  call('LTRIM', KEYS[7], 0, keep - 1)
+end
 for i = 1, nf do
-  local key = KEYS[6 + i]
+  local key = KEYS[7 + i]
   local blob = string.sub(data, 8 * ((i - 1) * n + first) + 1, 8 * i * n)
   if merge then
     blob = (call('LPOP', key) or '') .. blob
@@ -100,12 +109,6 @@ for i = 1, nf do
   call('LPUSH', key, blob)
   if #sizes > keep then
     call('LTRIM', key, 0, keep - 1)
-  end
-  if excess > 0 then
-    local oldest = call('LINDEX', key, keep - 1)
-    if oldest then
-      call('LSET', key, keep - 1, string.sub(oldest, 8 * excess + 1))
-    end
   end
 end
 local seq = call('INCRBY', KEYS[2], n)

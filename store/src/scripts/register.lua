@@ -6,9 +6,9 @@
 -- A new monitor or version is announced on the registry stream, which workers read with
 -- their jobs, so that they read the new jobs stream before its first boundary is crossed.
 -- KEYS[1]=config KEYS[2]=monitors KEYS[3]=jobs KEYS[4]=state KEYS[5]=seq KEYS[6]=registry
--- KEYS[7]=stats KEYS[8]=history KEYS[9]=events KEYS[10]=event sizes
---   then per new feature i (1..nf): KEYS[10+3i-2]=win_i KEYS[10+3i-1]=res_i KEYS[10+3i]=ref_i
---   then per old feature j: KEYS[10+3nf+3j-2]=win_j KEYS[10+3nf+3j-1]=res_j KEYS[10+3nf+3j]=ref_j
+-- KEYS[7]=stats KEYS[8]=history KEYS[9]=events KEYS[10]=event sizes KEYS[11]=window blocks
+--   then per new feature i (1..nf): KEYS[11+3i-2]=win_i KEYS[11+3i-1]=res_i KEYS[11+3i]=ref_i
+--   then per old feature j: KEYS[11+3nf+3j-2]=win_j KEYS[11+3nf+3j-1]=res_j KEYS[11+3nf+3j]=ref_j
 -- ARGV[1]=version ARGV[2]=config json ARGV[3]=window ARGV[4]=stride ARGV[5]=nf
 -- ARGV[6]=monitor name ARGV[7]=group ARGV[8]=features joined by \n
 -- ARGV[9]=old features joined by \n, as the caller read them (their keys follow the new ones)
@@ -43,7 +43,7 @@ if cur[1] == ARGV[1] then
   redis.call('HSET', KEYS[1], 'json', ARGV[2], 'window', ARGV[3], 'stride', ARGV[4])
   return {1, created}
 end
-local base = 10
+local base = 11
 if cur[3] and cur[3] ~= ARGV[8] then
   for k = base + 1 + 3 * nf, #KEYS do
     redis.call('DEL', KEYS[k])
@@ -51,7 +51,7 @@ if cur[3] and cur[3] ~= ARGV[8] then
 end
 -- Jobs of the old registration stay on the stream; they name the old version or a row
 -- the reset counter has not reached, so workers skip them as stale.
-redis.call('DEL', KEYS[4], KEYS[5], KEYS[7], KEYS[8], KEYS[9], KEYS[10])
+redis.call('DEL', KEYS[4], KEYS[5], KEYS[7], KEYS[8], KEYS[9], KEYS[10], KEYS[11])
 for i = 1, nf do
   redis.call('DEL', KEYS[base + 3 * i - 2], KEYS[base + 3 * i - 1])
   redis.call('SET', KEYS[base + 3 * i], ARGV[10 + i])

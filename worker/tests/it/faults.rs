@@ -259,8 +259,9 @@ async fn redis_restart_under_load_keeps_acknowledged_rows_and_counters() {
         seq, rows,
         "the row counter moved after the last acknowledgement"
     );
+    // Window + stride rows at least, and less than one block (64 rows) more.
     let len = store.window_len(MONITOR, "mean_radius").await.unwrap();
-    assert_eq!(len, 60, "window not kept (window + stride)");
+    assert!((60..60 + 64).contains(&len), "window not kept: {len} rows");
     println!(
         "faults: Redis restarted under load; rows acknowledged {acknowledged}, stored {seq}; requests refused while down {} ({unsure} rows)",
         failed.load(Ordering::Relaxed)
