@@ -1,7 +1,7 @@
 //! The job protocol, both sides: jobs are enqueued by `ingest.lua` as entries
 //! `f=<feature index> s=<seq> v=<version>` on each monitor's jobs stream; workers read them
 //! in the `workers` consumer group, take over idle ones, and dead-letter those that can
-//! never succeed. Acknowledging happens in `record_result.lua` with the outcome.
+//! never succeed. Acknowledging happens in `record_batch.lua` with the outcomes.
 
 use crate::connect::blocking_connection;
 use crate::keys::GROUP;
