@@ -45,7 +45,7 @@
 #                               2s, cut the prototype's queue at 32 connections)
 #   SKIP_BUILD [0]              1: use the existing release binaries
 #   BIN_DIR [${CARGO_TARGET_DIR:-target}/release]
-# The request body is one reference row, printed by drift-sim's ingest_body example
+# The request bodies are single reference rows, in turn, printed by drift-sim's ingest_body example
 # (built with the binaries; with SKIP_BUILD=1 it must be in $BIN_DIR/examples).
 # Needs: wrk, nginx (nginx-light), redis-server, curl, python3.
 set -euo pipefail
@@ -178,25 +178,37 @@ if want prototype; then
 fi
 NGINX_PID=$OUR_NGINX_PID
 
-# ---- request bodies (one reference row) and wrk scripts
-"$BIN_DIR/examples/ingest_body" 1 >"$WORK/row.json"
-# The prototype's /datadrift body: the same row as a pandas "split" frame under
+# ---- request bodies and wrk scripts: one row per request, cycling through the 569
+# reference rows (a stream of distinct rows, as a model's traffic is; one row repeated
+# would make every window a single value, which no real feature looks like and which
+# makes the exact KS p-value far costlier than on real windows).
+"$BIN_DIR/examples/ingest_body" 569 >"$WORK/rows.json"
+# The prototype's /datadrift body: the same rows as pandas "split" frames under
 # scikit-learn's names ("mean radius"), which both servers take.
-python3 - "$WORK/row.json" >"$WORK/datadrift.json" <<'PY'
+python3 - "$WORK" <<'PY'
 import json, sys
-b = json.load(open(sys.argv[1]))
+work = sys.argv[1]
+b = json.load(open(f"{work}/rows.json"))
 cols = [c.replace("_", " ") for c in b["columns"]]
-json.dump({"features": {"columns": cols, "data": b["data"]}}, sys.stdout)
+bodies = {
+    "row": [json.dumps({"columns": b["columns"], "data": [r]}) for r in b["data"]],
+    "datadrift": [json.dumps({"features": {"columns": cols, "data": [r]}}) for r in b["data"]],
+}
+for name, items in bodies.items():
+    with open(f"{work}/{name}.json", "w") as f:
+        f.write(items[0])
+    with open(f"{work}/post-{name}.lua", "w") as f:
+        f.write("local bodies = {\n")
+        for item in items:
+            f.write("  [==[" + item + "]==],\n")
+        f.write("}\n")
+        f.write('local i = 0\n'
+                'local headers = {["Content-Type"] = "application/json"}\n'
+                'request = function()\n'
+                '  i = i % #bodies + 1\n'
+                '  return wrk.format("POST", nil, headers, bodies[i])\n'
+                'end\n')
 PY
-for body in row datadrift; do
-  cat >"$WORK/post-$body.lua" <<LUA
-local f = io.open("$WORK/$body.json", "rb")
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
-LUA
-done
 cp "$WORK/post-row.lua" "$WORK/post.lua"
 check_post() { # check_post BODY URL: one request, must answer 2xx
   local code
