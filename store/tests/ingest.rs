@@ -80,7 +80,7 @@ async fn the_events_entry_of_a_call_holds_its_rows_feature_major() {
 
 #[tokio::test]
 async fn a_call_larger_than_one_push_keeps_the_newest_window() {
-    // One feature, window + stride of 5,010: the script pushes in chunks of 4,000 values.
+    // One feature, window + stride of 5,010: a call of more rows keeps only its newest 5,010.
     let redis = RedisServer::start();
     let store = store_with(&redis, Caps::DEFAULT);
     let s = spec("m", "a\n1\n2\n3\n", 5000, 10);
