@@ -287,13 +287,11 @@ impl Store {
         let k = &self.keys;
         let mut inv = self.scripts.read_windows.prepare_invoke();
         let results = cfg.features.iter().map(|f| k.result(m, f));
-        let windows = cfg.features.iter().map(|f| k.window(m, f));
         Store::keys_of(
             &mut inv,
             [k.seq(m), k.config(m), k.state(m)]
                 .into_iter()
                 .chain(results)
-                .chain(windows)
                 .chain([k.blocks(m)]),
         );
         inv.arg(&cfg.version)

@@ -17,20 +17,20 @@
 -- next job (or by its own job, taken over after the idle time).
 -- For an alarm rule that looks at every feature (BH) it also returns the decision
 -- snapshot: the state's revision and every feature's latest p-value.
--- KEYS[1]=seq KEYS[2]=config KEYS[3]=state KEYS[3+i]=res_i KEYS[3+nf+i]=win_i (i=1..nf)
--- KEYS[4+2nf]=window blocks
+-- KEYS[1]=seq KEYS[2]=config KEYS[3]=state KEYS[3+i]=res_i (i=1..nf) KEYS[4+nf]=window
+-- blocks (the window lists themselves are read by the LRANGEs that follow, not here)
 -- ARGV[1]=version ARGV[2]=lease (ms) ARGV[3]='1' for a snapshot ARGV[4]=jobs J
 -- ARGV[5+3j..7+3j]=feature index (0-based), s, job id of job j (j=0..J-1)
 -- Returns {'version'} when the monitor is at another version, else
 -- {'ok', {entry_1, ..., entry_J}[, {rev, p_1, ..., p_nf}]} with entry
 -- {'w', seq of the window, newest rows of the list to skip, rows to take} or
 -- {'s', 'stale'|'superseded', reason}; a missing p is ''.
-local cfg = redis.call('HMGET', KEYS[2], 'version', 'window', 'stride', 'nf')
+local cfg = redis.call('HMGET', KEYS[2], 'version', 'window', 'nf')
 if cfg[1] ~= ARGV[1] then
   return {'version'}
 end
-local window, stride, nf = tonumber(cfg[2]), tonumber(cfg[3]), tonumber(cfg[4])
-if #KEYS ~= 4 + 2 * nf then
+local window, nf = tonumber(cfg[2]), tonumber(cfg[3])
+if #KEYS ~= 4 + nf then
   return redis.error_reply('BADBATCH keys do not match the monitor')
 end
 local c = tonumber(redis.call('GET', KEYS[1]) or '0')
@@ -39,7 +39,7 @@ local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local lease = tonumber(ARGV[2])
 -- Rows held by the window lists (every feature's list has the layout of the blocks list).
 local held = 0
-for _, b in ipairs(redis.call('LRANGE', KEYS[4 + 2 * nf], 0, -1)) do
+for _, b in ipairs(redis.call('LRANGE', KEYS[4 + nf], 0, -1)) do
   held = held + tonumber(b)
 end
 local out = {}
