@@ -5,6 +5,7 @@
 use crate::codec;
 use crate::jobs::Job;
 use crate::keys::GROUP;
+use crate::reply::{int, text};
 use crate::{Store, StoreError};
 use deadpool_redis::redis::{self, Value};
 use drift_core::alarm::{dataset_drift_min_features, decide, episode_lookback, flag};
@@ -138,17 +139,6 @@ pub enum Recorded {
     Done(Tally),
     /// Another evaluation was recorded since the snapshot: decide again on this one.
     Conflict(Snapshot),
-}
-
-fn text(v: &Value) -> Option<String> {
-    redis::from_redis_value::<String>(v.clone()).ok()
-}
-
-fn int(v: &Value) -> Option<u64> {
-    match v {
-        Value::Int(i) => u64::try_from(*i).ok(),
-        v => text(v)?.parse().ok(),
-    }
 }
 
 fn parse_snapshot(parts: &[Value]) -> Result<Snapshot, StoreError> {

@@ -5,6 +5,7 @@
 
 use crate::connect::blocking_connection;
 use crate::keys::GROUP;
+use crate::reply::{int, text};
 use crate::{Store, StoreError};
 use deadpool_redis::redis::{self, Value};
 use std::collections::HashMap;
@@ -34,15 +35,6 @@ pub struct Poison {
 pub struct StuckJob {
     pub id: String,
     pub deliveries: u64,
-}
-
-fn text(v: &Value) -> Option<String> {
-    match v {
-        Value::BulkString(b) => String::from_utf8(b.clone()).ok(),
-        Value::SimpleString(s) => Some(s.clone()),
-        Value::Int(i) => Some(i.to_string()),
-        _ => None,
-    }
 }
 
 fn pairs(v: &Value) -> Vec<(Value, Value)> {
@@ -145,10 +137,7 @@ fn parse_pending(reply: &Value) -> Vec<StuckJob> {
         .filter_map(|it| {
             let Value::Array(p) = it else { return None };
             let id = text(p.first()?)?;
-            let deliveries = match p.get(3)? {
-                Value::Int(i) => u64::try_from(*i).ok()?,
-                v => text(v)?.parse().ok()?,
-            };
+            let deliveries = int(p.get(3)?)?;
             Some(StuckJob { id, deliveries })
         })
         .collect()

@@ -19,6 +19,7 @@ mod jobs;
 pub mod keys;
 mod monitors;
 mod pool;
+mod reply;
 mod status;
 mod store;
 
