@@ -105,14 +105,10 @@ wait_http() {
 }
 
 # ---- redis, APIs, workers, nginx
-RPORT=$(port)
-redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no \
-  --logfile "$WORK/logs/redis.log" --daemonize no >/dev/null 2>&1 &
-REDIS_PID=$!
-PIDS+=("$REDIS_PID")
 # Listening is enough here: each API's /readyz below answers once it has registered its
 # monitors in this Redis.
-for _ in $(seq 100); do (exec 3<>"/dev/tcp/127.0.0.1/$RPORT") 2>/dev/null && break; sleep 0.05; done
+start_redis "$WORK/logs/redis.log"
+PIDS+=("$REDIS_PID")
 REDIS="redis://127.0.0.1:$RPORT"
 
 export RUST_LOG=${RUST_LOG:-warn}

@@ -46,18 +46,6 @@ trap 'exit 130' INT TERM
 # Each ends the process this script started (if any) and waits for it.
 stop_api() { [ -z "$API_PID" ] || { kill "$API_PID" 2>/dev/null || true; wait "$API_PID" 2>/dev/null || true; }; API_PID=""; }
 stop_redis() { [ -z "$REDIS_PID" ] || { kill "$REDIS_PID" 2>/dev/null || true; wait "$REDIS_PID" 2>/dev/null || true; }; REDIS_PID=""; }
-# start_redis: a fresh, empty redis-server on a free port (REDIS_PID, RPORT).
-start_redis() {
-  RPORT=$(port)
-  redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no \
-    --logfile "$WORK/redis.log" --daemonize no >/dev/null 2>&1 &
-  REDIS_PID=$!
-  for _ in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$RPORT") 2>/dev/null && return 0
-    sleep 0.05
-  done
-  echo "redis-server did not listen on $RPORT" >&2; cat "$WORK/redis.log" >&2; exit 1
-}
 # start_api: one drift-api on the current Redis; /readyz answers once its monitors
 # (the default one included) are registered.
 start_api() {
@@ -79,7 +67,7 @@ wrk.body = f:read("*a")
 f:close()
 wrk.headers["Content-Type"] = "application/json"
 LUA
-  start_redis
+  start_redis "$WORK/redis.log"
   start_api
   OUT=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$APORT/v1/monitors/breast_cancer/rows")
   stop_api
@@ -90,7 +78,7 @@ LUA
   NON2XX=$(echo "$OUT" | awk '/Non-2xx/ {print $NF}')
   [ -n "$NON2XX" ] && echo "warning: $NON2XX non-2xx responses at batch $BATCH" >&2
   # Ceilings: the same values, back to back, on a fresh Redis of their own.
-  start_redis
+  start_redis "$WORK/redis.log"
   CEIL=$("$BIN_DIR/examples/ingest_ceiling" --redis-url "redis://127.0.0.1:$RPORT" \
     --batch "$BATCH" --seconds "$DUR" --concurrency "$CONNS" --modes raw,typed)
   stop_redis

@@ -121,15 +121,7 @@ trap 'exit 130' INT TERM
 start_point() {
   local n=$1 label=$2 i
   mkdir -p "$WORK/$label"
-  RPORT=$(port)
-  redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no \
-    --logfile "$WORK/$label/redis.log" --daemonize no >/dev/null 2>&1 &
-  REDIS_PID=$!
-  for i in $(seq 100); do
-    (exec 3<>"/dev/tcp/127.0.0.1/$RPORT") 2>/dev/null && break
-    [ "$i" = 100 ] && { echo "redis-server did not listen on $RPORT" >&2; exit 1; }
-    sleep 0.05
-  done
+  start_redis "$WORK/$label/redis.log"
   if [ "${REDIS_STATS:-0}" = 1 ]; then
     # Every command in the slow log, to split the script time by script afterwards.
     redis-cli -p "$RPORT" CONFIG SET slowlog-log-slower-than 0 >/dev/null

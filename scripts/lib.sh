@@ -14,3 +14,17 @@ for suf, k in (("us", 1e-3), ("ms", 1.0), ("s", 1e3)):
 else:
     print(s)' "$1"
 }
+
+# start_redis LOGFILE: a fresh, empty redis-server (no persistence) on a free loopback
+# port, once it listens; sets RPORT and REDIS_PID.
+start_redis() {
+  RPORT=$(port)
+  redis-server --bind 127.0.0.1 --port "$RPORT" --save "" --appendonly no \
+    --logfile "$1" --daemonize no >/dev/null 2>&1 &
+  REDIS_PID=$!
+  for _ in $(seq 100); do
+    (exec 3<>"/dev/tcp/127.0.0.1/$RPORT") 2>/dev/null && return 0
+    sleep 0.05
+  done
+  echo "redis-server did not listen on $RPORT" >&2; cat "$1" >&2; exit 1
+}
