@@ -8,6 +8,7 @@ pub mod ks;
 pub mod model;
 pub mod monitor;
 pub mod results;
+pub mod stats;
 
 pub use alarm::Correction;
 pub use dataset::{Dataset, DatasetError};
