@@ -10,8 +10,8 @@
 /// The chi-square survival function `scipy.stats.chi2.sf(x, df)`: the probability that a
 /// chi-square variable with `df` degrees of freedom is at least `x`.
 ///
-/// Relative error below 1e-9 (about 1e-13 in practice) wherever the result is at least
-/// 1e-300; further out it underflows towards 0 as scipy's does. `x <= 0` gives 1 (as
+/// Relative error below 1e-9 wherever the result is at least 1e-300 (below 4e-13 against
+/// mpmath on the test vectors, df up to 10000, where scipy's own is up to 6e-12); further out it underflows towards 0 as scipy's does. `x <= 0` gives 1 (as
 /// scipy's `chdtrc`), `df <= 0` or a NaN argument gives NaN.
 pub fn chi2_sf(x: f64, df: f64) -> f64 {
     if x.is_nan() || df.is_nan() || df <= 0.0 {

@@ -71,7 +71,7 @@ pub fn wasserstein_normed(sorted_reference: &[f64], sorted_current: &[f64]) -> f
 /// Bins fixed by a reference sample: the interior edges are its quantiles at
 /// `i / bins` for `i` in `1..bins` (numpy's default linear interpolation,
 /// `np.quantile(reference, np.arange(1, bins) / bins)`), duplicates removed as `np.unique`
-/// does, so a reference with ties gets fewer, never empty-by-construction, bins.
+/// does, so a reference with ties gets fewer bins (some may still hold no reference value).
 ///
 /// A value `x` falls in bin `np.searchsorted(edges, x, side="left")`: a value equal to an
 /// edge goes to the lower bin, and the outer bins are open to -inf and +inf, so a window
