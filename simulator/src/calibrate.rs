@@ -597,10 +597,7 @@ impl Ctx {
     async fn send(&self, name: &str, gen: &mut Generator, n: usize) -> anyhow::Result<u64> {
         let url = self.target.url(&["v1", "monitors", name, "rows"])?;
         let batch = gen.next_batch(n);
-        let frame = Frame {
-            columns: self.columns.clone(),
-            data: batch.rows,
-        };
+        let frame = Frame::numeric(self.columns.clone(), batch.rows);
         let what = format!("POST {url}");
         let req = self.target.client().post(url).json(&frame);
         let ok: IngestAccepted = fetch_json(req, &what, Some(StatusCode::ACCEPTED)).await?;

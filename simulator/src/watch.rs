@@ -371,6 +371,7 @@ mod tests {
             episode: drifted,
             features_drifting: 0,
             evaluated_at: 100.0 + seq as f64 / 100.0,
+            signals: Vec::new(),
         }
     }
 
