@@ -227,8 +227,13 @@ fn main() {
     let mut rng = StdRng::seed_from_u64(a.seed);
     let (mut rounds, mut flagged_rounds) = (0u64, 0u64);
     let mut per_feature = vec![0u64; NAMES.len()];
+    // Categories of the tail feature found per reference (fewer than --tail: some missing).
+    let mut tail_seen = Vec::new();
     for r in 0..a.references {
         let m = monitor(&a, &mut rng, &tail);
+        if !tail.is_empty() {
+            tail_seen.push(m.cfg.categories(5).len());
+        }
         if r == 0 {
             eprintln!(
                 "thresholds at a full window: {:?}",
@@ -270,6 +275,12 @@ fn main() {
         started.elapsed().as_secs_f64()
     );
     println!("flags per feature: {per_feature:?}");
+    if !tail.is_empty() {
+        println!(
+            "tail categories per reference (of {}): {tail_seen:?}",
+            a.tail
+        );
+    }
     println!();
     println!("| drift | feature | detected within 1,500 rows | median / max delay (rows) | runs with another feature flagged |");
     println!("|---|---|---|---|---|");
