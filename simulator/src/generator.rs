@@ -1,5 +1,6 @@
 //! The row stream: copula draws, the drift scenario applied by row number, and the columns
-//! the monitor expects.
+//! the monitor expects. Rows hold numbers, category codes and NaN for missing values;
+//! [`Generator::labels`] names the codes, as rows go out (strings, and `null` for NaN).
 //!
 //! Rows are produced by one generator in one order, whatever the concurrency of the sender,
 //! so the same seed always gives the same rows (row `i` of the run is always the same).
@@ -82,16 +83,37 @@ impl Generator {
         self.next_row
     }
 
+    /// Each emitted column's category names by code (`None` for a numeric column),
+    /// with the category a `new-category` scenario adds last.
+    pub fn labels(&self) -> Vec<Option<Vec<String>>> {
+        self.columns
+            .iter()
+            .map(|&i| {
+                let column = &self.copula.columns()[i];
+                column.shares()?;
+                let mut names = column.categories().to_vec();
+                if let Some(new) = self.scenario.as_ref().and_then(|s| s.new_category(i)) {
+                    names.push(new.to_string());
+                }
+                Some(names)
+            })
+            .collect()
+    }
+
     /// The next row (emitted columns only) and whether it is past the onset.
     pub fn next_row(&mut self) -> (Vec<f64>, bool) {
         let row = self.next_row;
         self.next_row += 1;
-        self.copula
-            .sample_into(&mut self.rng, &mut self.normals, &mut self.full);
-        let mut drifted = false;
+        let drifted = self.scenario.as_ref().is_some_and(|s| s.is_drifted(row));
+        self.copula.sample_with(
+            &mut self.rng,
+            &mut self.normals,
+            &mut self.full,
+            self.scenario.as_ref().and_then(Scenario::overrides),
+            drifted,
+        );
         if let Some(s) = &self.scenario {
             s.apply(row, &mut self.full);
-            drifted = s.is_drifted(row);
         }
         (
             self.columns.iter().map(|&i| self.full[i]).collect(),

@@ -388,6 +388,8 @@ mod tests {
             },
             rows: start_rows,
             stale_jobs: 0,
+            kinds: Default::default(),
+            categories: Default::default(),
         };
         WatchParams {
             monitor,
