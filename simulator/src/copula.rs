@@ -192,37 +192,37 @@ impl Copula {
         self.correlation[i * self.dim() + j]
     }
 
-    /// Whether a row's draw takes a uniform for column `j`'s missingness: when the model or
-    /// `overrides` can make it missing. Fixed for a run, so that the random stream (and so
-    /// every row) depends on the seed and the scenario, not on which rows are drifted.
-    fn draws_missing(&self, j: usize, overrides: Option<&DrawOverrides>) -> bool {
-        self.columns[j].missing > 0.0
-            || overrides.is_some_and(|o| o.missing.get(j).is_some_and(Option::is_some))
-    }
-
     /// Draws one row (in the reference's column order) into `out` (length [`Copula::dim`]):
-    /// numbers, category codes, NaN where missing; `normals` is scratch space of the same
-    /// length.
-    pub fn sample_into<R: Rng + ?Sized>(&self, rng: &mut R, normals: &mut [f64], out: &mut [f64]) {
-        self.sample_with(rng, normals, out, None, false);
-    }
-
-    /// [`Copula::sample_into`], with `overrides` in force when `active` (a drifted row). The
-    /// random numbers drawn do not depend on `active`: a drifted row differs from the row
-    /// the same seed gives without drift only where the overrides apply.
-    pub fn sample_with<R: Rng + ?Sized>(
+    /// numbers, category codes, NaN where missing. `normals` is scratch space of the same
+    /// length. The values come from `rng` (one standard normal per column) and their
+    /// missingness from `missing_rng` (one uniform per column): two streams, so that a data
+    /// set without missing values draws exactly the values it always did, and a scenario
+    /// that makes a feature missing changes nothing else.
+    pub fn sample_into<R: Rng + ?Sized, M: Rng + ?Sized>(
         &self,
         rng: &mut R,
+        missing_rng: &mut M,
+        normals: &mut [f64],
+        out: &mut [f64],
+    ) {
+        self.sample_with(rng, missing_rng, normals, out, None);
+    }
+
+    /// [`Copula::sample_into`], with a drift scenario's `overrides` in force (a drifted
+    /// row). The random numbers drawn are the same with or without them: a drifted row
+    /// differs from the row the same seed gives without drift only where they apply.
+    pub fn sample_with<R: Rng + ?Sized, M: Rng + ?Sized>(
+        &self,
+        rng: &mut R,
+        missing_rng: &mut M,
         normals: &mut [f64],
         out: &mut [f64],
         overrides: Option<&DrawOverrides>,
-        active: bool,
     ) {
         let d = self.dim();
         for e in normals.iter_mut() {
             *e = rng.sample(StandardNormal);
         }
-        let now = overrides.filter(|_| active);
         for i in 0..d {
             let row = &self.chol[i * d..i * d + i + 1];
             let z: f64 = row.iter().zip(&normals[..=i]).map(|(l, e)| l * e).sum();
@@ -230,21 +230,16 @@ impl Copula {
             out[i] = match &self.columns[i].values {
                 Values::Numeric(m) => m.quantile(u),
                 Values::Categorical { shares, .. } => {
-                    let shares = now
+                    let shares = overrides
                         .and_then(|o| o.shares.get(i).and_then(Option::as_ref))
                         .unwrap_or(shares);
                     shares.category(u) as f64
                 }
             };
         }
-        // After every value, so that a data set without missing values draws exactly the
-        // normals it always did.
         for (i, v) in out.iter_mut().enumerate().take(d) {
-            if !self.draws_missing(i, overrides) {
-                continue;
-            }
-            let w: f64 = rng.random();
-            let p = now
+            let w: f64 = missing_rng.random();
+            let p = overrides
                 .and_then(|o| o.missing.get(i).copied().flatten())
                 .unwrap_or(self.columns[i].missing);
             if w < p {

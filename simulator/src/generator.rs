@@ -10,6 +10,9 @@ use crate::scenario::Scenario;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+/// Mixed into the run's seed for the missingness draws.
+const MISSING_STREAM: u64 = 0x6a09_e667_f3bc_c908;
+
 /// Consecutive generated rows, ready to be sent as one request.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Batch {
@@ -37,6 +40,8 @@ pub struct Generator {
     /// Reference column indices emitted, in output order.
     columns: Vec<usize>,
     rng: StdRng,
+    /// Missingness draws, a stream of their own (see [`Copula::sample_into`]).
+    missing_rng: StdRng,
     next_row: u64,
     normals: Vec<f64>,
     full: Vec<f64>,
@@ -51,6 +56,7 @@ impl Generator {
             copula,
             scenario,
             rng: StdRng::seed_from_u64(seed),
+            missing_rng: StdRng::seed_from_u64(seed ^ MISSING_STREAM),
             next_row: 0,
             normals: vec![0.0; d],
             full: vec![0.0; d],
@@ -107,10 +113,13 @@ impl Generator {
         let drifted = self.scenario.as_ref().is_some_and(|s| s.is_drifted(row));
         self.copula.sample_with(
             &mut self.rng,
+            &mut self.missing_rng,
             &mut self.normals,
             &mut self.full,
-            self.scenario.as_ref().and_then(Scenario::overrides),
-            drifted,
+            self.scenario
+                .as_ref()
+                .filter(|_| drifted)
+                .and_then(Scenario::overrides),
         );
         if let Some(s) = &self.scenario {
             s.apply(row, &mut self.full);

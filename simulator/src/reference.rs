@@ -39,22 +39,26 @@ pub fn load(args: &Args, info: &MonitorInfo) -> anyhow::Result<Reference> {
         ),
     };
     let header = header(&bytes).with_context(|| format!("reading the header of {source}"))?;
+    if let Some(f) = info
+        .features
+        .iter()
+        .find(|f| !header.contains(f) || args.exclude.contains(f))
+    {
+        if builtin {
+            bail!(
+                "monitor {:?} has feature {f:?}, which is not in {source} the simulator draws rows from: pass the monitor's reference CSV with --reference",
+                info.name
+            );
+        }
+        bail!(
+            "monitor {:?} has feature {f:?}, which is not a column of {source} (or is excluded)",
+            info.name
+        );
+    }
     let schema = schema(args, info, &header)?;
     let dataset = Dataset::from_csv_with(bytes.as_slice(), &schema)
         .with_context(|| format!("reading {source}"))?;
-    for f in &info.features {
-        let Some(i) = dataset.names().iter().position(|n| n == f) else {
-            if builtin {
-                bail!(
-                    "monitor {:?} has feature {f:?}, which is not in {source} the simulator draws rows from: pass the monitor's reference CSV with --reference",
-                    info.name
-                );
-            }
-            bail!(
-                "monitor {:?} has feature {f:?}, which is not a column of {source} (or is excluded)",
-                info.name
-            );
-        };
+    for (i, f) in dataset.names().iter().enumerate() {
         let ours = dataset.kinds()[i];
         if let Some(&theirs) = info.kinds.get(f) {
             if ours != theirs {
@@ -106,8 +110,7 @@ fn schema(args: &Args, info: &MonitorInfo, header: &[String]) -> anyhow::Result<
         }
     }
     for (f, kind) in &info.kinds {
-        if !header.contains(f) || exclude.contains(f) {
-            // Reported as a missing feature once the CSV is read.
+        if exclude.contains(f) || !header.contains(f) {
             continue;
         }
         match kind {
