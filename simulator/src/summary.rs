@@ -233,9 +233,15 @@ impl Summary {
             let _ = writeln!(s, "  onset:      {onset}");
             let d = &w.detection;
             if d.detected {
+                let signals: Vec<&str> = d.signals.iter().map(|k| k.as_str()).collect();
+                let by = match signals.as_slice() {
+                    [] => String::new(),
+                    ["distribution"] => "distribution signal, ".to_string(),
+                    _ => format!("{} signal; distribution ", signals.join("+")),
+                };
                 let _ = writeln!(
                     s,
-                    "  detection:  {} at seq {} (p = {:.3e}): {} rows, {} s after the onset",
+                    "  detection:  {} at seq {} ({by}p = {:.3e}): {} rows, {} s after the onset",
                     opt(d.feature.as_deref()),
                     opt(d.seq),
                     d.p_value.unwrap_or(f64::NAN),
