@@ -239,6 +239,9 @@ pub async fn run(args: Args, command: String) -> anyhow::Result<Calibration> {
             args.window
         );
     }
+    if args.reference.is_some() || !args.categorical.is_empty() || !args.numeric.is_empty() {
+        bail!("--mode calibrate draws its references from the embedded breast_cancer model: --reference, --categorical and --numeric do not apply");
+    }
     let dataset = Dataset::breast_cancer().context("loading the embedded data")?;
     let seed = args.seed.unwrap_or_else(rand::random);
     let model = Copula::fit_population(&dataset, seed).context("fitting the population model")?;
