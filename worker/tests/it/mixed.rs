@@ -203,6 +203,7 @@ async fn a_mixed_monitor_detects_each_kind_of_drift_on_its_feature_only() {
         .prefix("mixed")
         .apis(1)
         .workers(2)
+        .exporter()
         .api_config(|c| c.admin_token = Some(drift_api::config::Secret(TOKEN.into())))
         .start()
         .await;
