@@ -34,6 +34,14 @@ def timeline(request) -> Timeline:
     return t
 
 
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Each test's report on its item (rep_call), for fixtures that act on failures."""
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+
+
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
     t = getattr(config, "_drift_compose_timeline", None)
     if t is None or not t.entries:

@@ -32,7 +32,8 @@ Set DRIFT_COMPOSE_KEEP=1 to leave the stack running after the tests (no `down`).
 from __future__ import annotations
 
 import csv
-import http.client
+import hashlib
+import http.client as httpclient
 import json
 import math
 import os
@@ -111,7 +112,7 @@ def wait_until(what: str, fn, timeout: float, interval: float = 0.5):
             v = fn()
             if v:
                 return v
-        except (OSError, ValueError, KeyError, http.client.HTTPException,
+        except (OSError, ValueError, KeyError, httpclient.HTTPException,
                 subprocess.CalledProcessError) as e:
             last_err = e
         if time.monotonic() >= deadline:
@@ -283,15 +284,18 @@ class Stack:
         assert len(cs) == 1, cs
         return cs[0]
 
-    def redis(self, *args: str, raw: bool = True) -> str:
+    def redis_bytes(self, *args: str) -> bytes:
+        """redis-cli --raw in the Redis container (the values may be binary)."""
         rid = self.redis_container()["id"]
-        cmd = ["docker", "exec", rid, "redis-cli", "-a", REDIS_PASSWORD, "--no-auth-warning"]
-        if raw:
-            cmd.append("--raw")
-        p = subprocess.run([*cmd, *args], capture_output=True, text=True, timeout=30)
+        cmd = ["docker", "exec", rid, "redis-cli", "-a", REDIS_PASSWORD, "--no-auth-warning",
+               "--raw", *args]
+        p = subprocess.run(cmd, capture_output=True, timeout=30)
         if p.returncode != 0:
-            raise OSError(f"redis-cli {args}: {p.stderr or p.stdout}")
+            raise OSError(f"redis-cli {args}: {(p.stderr or p.stdout).decode(errors='replace')}")
         return p.stdout
+
+    def redis(self, *args: str) -> str:
+        return self.redis_bytes(*args).decode("utf-8", "replace")
 
     def key(self, what: str) -> str:
         return f"{KEY_PREFIX}:{{{MONITOR}}}:{what}"
@@ -404,7 +408,7 @@ class Load:
             rec = {"t0": t0, "rows": self.batch, "status": None, "accepted": 0}
             try:
                 if conn is None:
-                    conn = http.client.HTTPConnection("127.0.0.1", GATEWAY_PORT, timeout=15)
+                    conn = httpclient.HTTPConnection("127.0.0.1", GATEWAY_PORT, timeout=15)
                 conn.request("POST", ROWS_PATH, body=body,
                              headers={"Content-Type": "application/json"})
                 r = conn.getresponse()
@@ -418,7 +422,7 @@ class Load:
                 if (r.getheader("Connection") or "").lower() == "close":
                     conn.close()
                     conn = None
-            except (OSError, http.client.HTTPException, ValueError) as e:
+            except (OSError, httpclient.HTTPException, ValueError) as e:
                 rec["error"] = repr(e)
                 if conn is not None:
                     conn.close()
@@ -495,7 +499,7 @@ def nginx_log_entries(stack: Stack, request_ids: set[str]) -> dict[str, dict]:
     ids = stack.ids("nginx")
     p = subprocess.run(["docker", "logs", ids[0]], capture_output=True, text=True, timeout=60)
     out = {}
-    for line in (p.stdout + p.stderr).splitlines():
+    for line in p.stdout.splitlines():
         if '"request_id"' not in line:
             continue
         try:
@@ -540,6 +544,29 @@ def post_batches(rng: random.Random, batches: int, shift_sd: float = 0.0) -> int
     return seq
 
 
+def nginx_errors(stack: Stack, since: float) -> list[str]:
+    """The gateway's error log lines (its stderr) about upstreams since a docker-logs
+    timestamp (seconds since the epoch)."""
+    ids = stack.ids("nginx")
+    p = subprocess.run(["docker", "logs", "--since", f"{since:.0f}", ids[0]],
+                       capture_output=True, text=True, timeout=60)
+    return [line for line in p.stderr.splitlines() if "upstream" in line]
+
+
+def report_failures(stack: Stack, failed: list[dict], events: list[tuple[str, float]]) -> None:
+    """Logs each failed request with the last event before it and the gateway's account
+    of it (upstream addresses tried, their statuses, the time taken)."""
+    entries = nginx_log_entries(stack, {r.get("request_id") for r in failed if r.get("request_id")})
+    for r in failed[:25]:
+        before = [(name, t) for name, t in events if t <= r["t0"]]
+        name, t = before[-1] if before else ("start", r["t0"])
+        e = entries.get(r.get("request_id"), {})
+        log(f"  failed: {r['status']} {r['t0'] - t:+.2f}s after {name!r}, took "
+            f"{r['t1'] - r['t0']:.2f}s, upstreams {e.get('upstream_addr')} -> "
+            f"{e.get('upstream_status')} ({e.get('upstream_response_time')}) "
+            f"{r.get('error', '')[:80]!r}")
+
+
 def drain(stack: Stack, timeout: float = 90) -> None:
     """No job pending and every feature evaluated at the newest boundary."""
     wait_until("no evaluation job pending", lambda: stack.pending_total() == 0, timeout, 0.5)
@@ -547,7 +574,7 @@ def drain(stack: Stack, timeout: float = 90) -> None:
 
 # ---------------------------------------------------------------------------- fixture
 @pytest.fixture(scope="module")
-def stack(timeline, request):
+def stack(timeline):
     if subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
         pytest.fail("the Docker engine does not answer (docker info)")
     s = Stack(timeline)
@@ -566,7 +593,6 @@ def stack(timeline, request):
     # api, worker and exporter share the image drift-monitor:$DRIFT_IMAGE_TAG.
     s.timed("image build: drift-monitor (compose build)",
             lambda: s.dc("build", "api", timeout=3600, progress=True))
-    failed_before = request.session.testsfailed
     try:
         s.timed(f"up (--scale api={APIS} --scale worker={WORKERS})",
                 lambda: s.dc("up", "-d", "--no-build", "--scale", f"api={APIS}",
@@ -575,8 +601,6 @@ def stack(timeline, request):
                 lambda: wait_all_up(s))
         yield s
     finally:
-        if request.session.testsfailed > failed_before:
-            log("a test failed; last log lines of every service:\n" + s.logs_tail())
         if os.environ.get("DRIFT_COMPOSE_KEEP") == "1":
             log(f"DRIFT_COMPOSE_KEEP=1: the stack of project {PROJECT} keeps running")
         elif any(s.project_leftovers().values()):
@@ -593,6 +617,16 @@ def wait_all_up(s: Stack) -> None:
     wait_until("every Prometheus target up",
                lambda: s.targets_up("api", APIS) and s.targets_up("worker", WORKERS)
                and s.targets_up("exporter", 1), 60)
+
+
+@pytest.fixture(autouse=True)
+def logs_on_failure(request, stack):
+    """After a failed test: the containers' states and the last log lines of each."""
+    yield
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        states = [(c["name"], c["status"], c["health"]) for c in stack.inspect(stack.ids())]
+        log(f"{request.node.name} failed; containers: {states}\n{stack.logs_tail()}")
 
 
 # ---------------------------------------------------------------------------- tests
@@ -772,10 +806,13 @@ def test_scale_workers_and_apis_under_load(stack):
     drain(stack)
     before = stack.rows_stored()
     steps = [("worker", 2), ("worker", 6), ("api", 3), ("api", APIS)]
+    events = []
+    since = time.time()
     with Load(threads=4, batch=10, pause=0.02) as load:
         time.sleep(2)
         for svc, n in steps:
             t0 = time.monotonic()
+            events.append((f"scale {svc}={n}", t0))
             stack.dc("up", "-d", "--no-build", "--no-deps", "--no-recreate", "--scale",
                      f"{svc}={n}", svc, timeout=600)
             stack.wait_healthy({svc: n})
@@ -784,8 +821,10 @@ def test_scale_workers_and_apis_under_load(stack):
             time.sleep(2)
     log(f"load during scaling: {load.summary()}")
     failed = load.failed
-    for r in failed[:20]:
-        log(f"  failed: status {r['status']} {r.get('error', '')[:160]!r}")
+    report_failures(stack, failed, events)
+    if failed:
+        for line in nginx_errors(stack, since)[:15]:
+            log(f"  nginx: {line[:300]}")
     assert not failed, f"{len(failed)} requests failed while scaling (none was killed)"
     drain(stack)
     check_rows(stack, load, before, "scaling")
@@ -795,13 +834,16 @@ def test_scale_workers_and_apis_under_load(stack):
 
 
 def redis_snapshot(stack: Stack) -> dict:
+    """The monitor's state in Redis: row counter, counters, decision, window layout, every
+    feature's window (digest of its values) and result."""
     snap = {"seq": stack.rows_stored(),
             "stats": stack.redis("HGETALL", stack.key("stats")),
             "state": stack.redis("HGETALL", stack.key("state")),
             "blocks": stack.redis("LRANGE", stack.key("blocks"), "0", "-1"),
             "dbsize": stack.redis("DBSIZE").strip()}
     for f in COLUMNS:
-        snap[f"win:{f}"] = stack.redis("LRANGE", stack.key(f"win:{f}"), "0", "-1")
+        win = stack.redis_bytes("LRANGE", stack.key(f"win:{f}"), "0", "-1")
+        snap[f"win:{f}"] = (len(win), hashlib.sha256(win).hexdigest())
         snap[f"res:{f}"] = stack.redis("HGETALL", stack.key(f"res:{f}"))
     return snap
 
@@ -813,7 +855,7 @@ def test_redis_restart_keeps_state_and_recovers(stack):
     drain(stack)
     time.sleep(1.5)  # appendfsync everysec
     snap = redis_snapshot(stack)
-    assert snap["seq"] > 0 and snap["win:" + SHIFTED]
+    assert snap["seq"] > 0 and snap["win:" + SHIFTED][0] > 0
     rid = stack.redis_container()["id"]
     t0 = time.monotonic()
     run(["docker", "restart", rid], timeout=120)
