@@ -25,8 +25,12 @@
 # only when the pull fails. The debootstrap tar and the vendored crates are cached in
 # $DRIFT_OFFLINE_CACHE (default ~/.cache/drift-offline-images).
 #
-#   scripts/offline-images.sh            make sure every image exists (root for debootstrap)
-#   scripts/offline-images.sh --no-pull  same, never trying the registry
+#   scripts/offline-images.sh            make sure every image exists (root for debootstrap);
+#                                        redis, nginx and prometheus are built in parallel
+#                                        with the rust image
+#   scripts/offline-images.sh builder    only what the Dockerfile needs (debian, rust)
+#   scripts/offline-images.sh services   only redis, nginx, prometheus (and debian)
+#   scripts/offline-images.sh --no-pull  never trying the registry
 #   scripts/offline-images.sh --force    rebuild every stand-in (not the caches)
 #   scripts/offline-images.sh --list     the images and whether each is a stand-in
 #   scripts/offline-images.sh --remove   remove every stand-in image (and, with
@@ -37,7 +41,10 @@ ROOT="$PWD"
 HERE="$ROOT/scripts/offline"
 CACHE="${DRIFT_OFFLINE_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/drift-offline-images}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+# Every stand-in carries both labels; images built FROM one inherit them, so an image is
+# the stand-in of a tag only when its offline-image label names that tag.
 LABEL=org.drift-monitor.offline-key
+LABEL_IMAGE=org.drift-monitor.offline-image
 # The legacy builder: this engine's client has no buildx, and BuildKit would also try to
 # pull the `# syntax=` frontend of the Dockerfile.
 export DOCKER_BUILDKIT=0
@@ -46,8 +53,10 @@ PULL="${DRIFT_OFFLINE_PULL:-1}"
 FORCE=0
 ACTION=ensure
 PURGE=0
+GROUPS_WANTED=""
 for arg in "$@"; do
     case "$arg" in
+        builder|services) GROUPS_WANTED="$GROUPS_WANTED $arg" ;;
         --no-pull) PULL=0 ;;
         --force) FORCE=1 ;;
         --list) ACTION=list ;;
@@ -89,9 +98,11 @@ esac
 
 # ---- helpers -----------------------------------------------------------------------------
 image_id() { docker image inspect -f '{{.Id}}' "$1" 2>/dev/null || true; }
-image_key() {
-    local k
+image_key() {  # the offline key of TAG when it is the stand-in of TAG, else nothing
+    local k img
     k="$(docker image inspect -f "{{ index .Config.Labels \"$LABEL\" }}" "$1" 2>/dev/null || true)"
+    img="$(docker image inspect -f "{{ index .Config.Labels \"$LABEL_IMAGE\" }}" "$1" 2>/dev/null || true)"
+    [ "$img" = "$1" ] || k=""
     [ "$k" = "<no value>" ] && k=""
     printf '%s' "$k"
 }
@@ -99,7 +110,6 @@ image_key() {
 key_of() { printf '%s\n' "$@" | sha256sum | cut -c1-16; }
 files_hash() { (cd "$1" && find . -type f | LC_ALL=C sort | xargs sha256sum) | sha256sum | cut -c1-16; }
 
-BUILT=()
 # pull_real TAG: pulls TAG (a missing image) unless pulls are off; true when it worked.
 pull_real() {
     [ "$PULL" = 1 ] || return 1
@@ -133,7 +143,6 @@ ensure() {
     "$build" "$tag" "$key"
     docker image inspect "$tag" >/dev/null 2>&1 || die "$tag was not built"
     log "$tag: built in $(( $(date +%s) - started ))s"
-    BUILT+=("$tag")
 }
 
 build_image() {  # build_image TAG KEY CONTEXT DOCKERFILE [--build-arg ...]
@@ -141,7 +150,7 @@ build_image() {  # build_image TAG KEY CONTEXT DOCKERFILE [--build-arg ...]
     shift 4
     local out
     out="$(mktemp)"
-    if ! docker build -q --label "$LABEL=$key" -t "$tag" -f "$file" "$@" "$ctx" >"$out" 2>&1; then
+    if ! docker build -q --label "$LABEL=$key" --label "$LABEL_IMAGE=$tag" -t "$tag" -f "$file" "$@" "$ctx" >"$out" 2>&1; then
         tail -n 40 "$out" >&2
         rm -f "$out"
         die "docker build of $tag failed"
@@ -168,7 +177,7 @@ build_base() {
     docker import \
         -c 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
         -c 'CMD ["bash"]' \
-        -c "LABEL $LABEL=$key" \
+        -c "LABEL $LABEL=$key $LABEL_IMAGE=$tag" \
         "$tar" "$tag" >/dev/null
 }
 
@@ -247,7 +256,7 @@ build_service() {  # TAG KEY: the recipe directory is chosen by the tag's reposi
 
 all_tags() {
     printf '%s\n' "$BASE_IMAGE" "$RUST_IMAGE" "$REDIS_IMAGE" "$NGINX_IMAGE" "$PROM_IMAGE"
-    docker image ls --filter "label=$LABEL" --format '{{.Repository}}:{{.Tag}}' | grep -v '<none>' || true
+    docker image ls --filter "label=$LABEL_IMAGE" --format '{{.Repository}}:{{.Tag}}' | grep -v '<none>' || true
 }
 
 case "$ACTION" in
@@ -280,10 +289,31 @@ esac
 
 started=$(date +%s)
 mkdir -p "$CACHE"
+GROUPS_WANTED="${GROUPS_WANTED:- builder services}"
+wanted() { case " $GROUPS_WANTED " in *" $1 "*) return 0 ;; esac; return 1; }
+
 ensure "$BASE_IMAGE" "$(key_of "$(cat "$HERE/base.sh")" "$SUITE" "$MIRROR")" build_base
 BASE_ID="$(image_id "$BASE_IMAGE")"
 
-if docker image inspect "$RUST_IMAGE" >/dev/null 2>&1 && [ -z "$(image_key "$RUST_IMAGE")" ]; then
+# redis, nginx, prometheus: mostly apt downloads, in the background while the rust image
+# (mostly copying the toolchain and the crates) is built; each logs to its own file.
+SERVICE_JOBS=()
+if wanted services; then
+    for tag in "$REDIS_IMAGE" "$NGINX_IMAGE" "$PROM_IMAGE"; do
+        case "$tag" in
+            redis:*) dir=redis ;;
+            nginx:*) dir=nginx ;;
+            *) dir=prometheus ;;
+        esac
+        ensure "$tag" "$(key_of "$(files_hash "$HERE/$dir")" "$BASE_ID")" build_service \
+            >"$CACHE/build-$dir.log" 2>&1 &
+        SERVICE_JOBS+=("$!:$dir")
+    done
+fi
+
+if ! wanted builder; then
+    :
+elif docker image inspect "$RUST_IMAGE" >/dev/null 2>&1 && [ -z "$(image_key "$RUST_IMAGE")" ]; then
     log "$RUST_IMAGE: present and not a stand-in (a pulled image): kept"
 elif docker image inspect "$RUST_IMAGE" >/dev/null 2>&1 || ! pull_real "$RUST_IMAGE"; then
     rust_inputs
@@ -296,12 +326,15 @@ elif docker image inspect "$RUST_IMAGE" >/dev/null 2>&1 || ! pull_real "$RUST_IM
         build_rust nopull
 fi
 
-for tag in "$REDIS_IMAGE" "$NGINX_IMAGE" "$PROM_IMAGE"; do
-    case "$tag" in
-        redis:*) dir=redis ;;
-        nginx:*) dir=nginx ;;
-        *) dir=prometheus ;;
-    esac
-    ensure "$tag" "$(key_of "$(files_hash "$HERE/$dir")" "$BASE_ID")" build_service
+failed=()
+for job in "${SERVICE_JOBS[@]}"; do
+    pid="${job%%:*}"
+    dir="${job#*:}"
+    if ! wait "$pid"; then
+        failed+=("$dir")
+    fi
+    cat "$CACHE/build-$dir.log" >&2
+    rm -f "$CACHE/build-$dir.log"
 done
-log "images ready in $(( $(date +%s) - started ))s (built: ${BUILT[*]:-none})"
+[ ${#failed[@]} -eq 0 ] || die "building the stand-in(s) for ${failed[*]} failed (see above)"
+log "images ready in $(( $(date +%s) - started ))s"
