@@ -60,7 +60,9 @@ release:
 stack:
 	$(CARGO) run -q -p drift-testkit --bin drift-stack -- $(ARGS)
 
-## The whole stack on loopback without Docker (see README).
+## The whole stack on loopback without Docker (see README): drift-sim streams the default
+## monitor, then the penguins monitor of data/monitors.toml (categories, missing values),
+## each without then with drift (settings: DEMO_* variables, listed in scripts/demo.sh).
 demo:
 	@scripts/demo.sh
 

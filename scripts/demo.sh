@@ -6,8 +6,10 @@
 #   redis-server -> 3 x drift-api -> nginx gateway (local.conf.template)
 #                -> 2 x drift-worker run, 1 x drift-worker export -> prometheus (+ alerts)
 # then the demo streams rows without drift, then with drift on mean_radius (drift-sim),
-# and prints what the monitor, Prometheus and the alerts say. Everything it started is
-# stopped on exit (Ctrl-C included).
+# and prints what the monitor, Prometheus and the alerts say. Then it registers the
+# example `penguins` monitor of data/monitors.toml (categorical features, missing values)
+# and streams its rows without, then with a categorical drift, and prints what that
+# monitor flags. Everything it started is stopped on exit (Ctrl-C included).
 #
 # Settings (environment; defaults in brackets):
 #   DEMO_GATEWAY_PORT [8002]           nginx, on 127.0.0.1 (0: a free port)
@@ -28,11 +30,24 @@
 #                                      server logs and configs are then copied there)
 #   DEMO_HOLD [auto]                   1: keep the stack running until Ctrl-C; 0: stop at
 #                                      the end; auto: 1 when stdin is a terminal
-#   DEMO_STRICT [0]                    1: exit 2 unless mean_radius is detected as drifted
+#   DEMO_STRICT [0]                    1: exit 2 unless mean_radius (and, with DEMO_PENGUINS=1,
+#                                      the penguins drift feature) is detected as drifted
+#   DEMO_PENGUINS [1]                  0: skip the penguins monitor
+#   DEMO_PENGUINS_ROWS [1500]          penguins rows per phase (the drift starts after
+#                                      DEMO_PENGUINS_AFTER [500] rows of the second)
+#   DEMO_PENGUINS_KIND [category-share] DEMO_PENGUINS_FEATURES [species]
+#   DEMO_PENGUINS_CATEGORY [Chinstrap] DEMO_PENGUINS_MAGNITUDE [0.6]
+#                                      the penguins drift (drift-sim --drift-kind ...;
+#                                      e.g. missing / body_mass_g / - / 0.3)
+#   DEMO_PENGUINS_RATE [500] DEMO_PENGUINS_BATCH [50]
+#   DEMO_ADMIN_TOKEN [random]          admin token of the replicas (registers penguins)
 #   DEMO_INSTALL [auto]                auto: apt-get install missing packages when root
 # Redis, the replicas, workers and the exporter get free loopback ports (drift-stack
 # reports them); the services run inside drift-stack with their defaults, so DRIFT_*
 # variables of drift-api/drift-worker other than the window and stride do not apply.
+# drift-stack takes no monitors file: the penguins entry of data/monitors.toml is read
+# here and registered with PUT /v1/monitors/penguins (the same reference and parameters
+# that `drift-api --monitors-config data/monitors.toml` would register).
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -51,6 +66,19 @@ BATCH="${DEMO_BATCH:-100}"
 DETECT_TIMEOUT="${DEMO_DETECT_TIMEOUT:-60}"
 BIN_DIR="${DEMO_BIN_DIR:-${CARGO_TARGET_DIR:-$ROOT/target}/release}"
 STRICT="${DEMO_STRICT:-0}"
+PENGUINS="${DEMO_PENGUINS:-1}"
+P_MONITOR=penguins
+P_ROWS="${DEMO_PENGUINS_ROWS:-1500}"
+P_AFTER="${DEMO_PENGUINS_AFTER:-500}"
+P_KIND="${DEMO_PENGUINS_KIND:-category-share}"
+P_FEATURES="${DEMO_PENGUINS_FEATURES:-species}"
+P_CATEGORY="${DEMO_PENGUINS_CATEGORY:-Chinstrap}"
+P_MAGNITUDE="${DEMO_PENGUINS_MAGNITUDE:-0.6}"
+P_RATE="${DEMO_PENGUINS_RATE:-500}"
+P_BATCH="${DEMO_PENGUINS_BATCH:-50}"
+MONITORS_TOML="$ROOT/data/monitors.toml"
+P_CSV="" # the penguins reference, as data/monitors.toml names it (set by penguins_put)
+ADMIN_TOKEN="${DEMO_ADMIN_TOKEN:-demo-$(od -An -N8 -tx8 /dev/urandom | tr -d ' \n')}"
 HOLD="${DEMO_HOLD:-auto}"
 if [ "$HOLD" = auto ]; then
     if [ -t 0 ]; then HOLD=1; else HOLD=0; fi
@@ -172,11 +200,13 @@ for r in data:
 ' || true
 }
 
-# Prints the monitor as the API reports it (through the gateway), compactly.
+# show_monitor [NAME]: prints the monitor as the API reports it (through the gateway),
+# compactly: for each feature its kind, decision, the signals that fired (distribution:
+# KS or total variation; missing: the missing share), statistic and window missing share.
 show_monitor() {
-    local body
-    if ! body="$(curl -fsS --max-time 5 "$GATEWAY/v1/monitors/$MONITOR")"; then
-        log "GET $GATEWAY/v1/monitors/$MONITOR failed"
+    local name="${1:-$MONITOR}" body
+    if ! body="$(curl -fsS --max-time 5 "$GATEWAY/v1/monitors/$name")"; then
+        log "GET $GATEWAY/v1/monitors/$name failed"
         return 0
     fi
     printf '%s' "$body" | python3 -c '
@@ -198,12 +228,15 @@ for k in ("name", "features_drifting", "drift_share", "dataset_drifted", "last_d
 rows = sorted(((f, r) for f, r in results.items() if isinstance(r, dict)),
               key=lambda fr: (not fr[1].get("drifted"), fr[1].get("p_value") if isinstance(fr[1].get("p_value"), (int, float)) else 2))
 print(f"  {len(rows)} feature results; drifted first, then lowest p-values:")
-line = "    %-28s %-8s %12s %10s %8s"
-print(line % ("feature", "drifted", "p_value", "statistic", "seq"))
+line = "    %-24s %-11s %-7s %-12s %10s %10s %8s %8s  %s"
+print(line % ("feature", "kind", "drifted", "fired", "p_value", "statistic", "missing", "seq", "top category"))
 def num(v, fmt):
     return format(v, fmt) if isinstance(v, (int, float)) else str(v)
 for f, r in rows[:8]:
-    print(line % (f, r.get("drifted"), num(r.get("p_value"), ".3g"), num(r.get("statistic"), ".4f"), r.get("seq")))
+    fired = "+".join(s.get("signal", "?") for s in r.get("signals") or [] if s.get("fired")) or "-"
+    print(line % (f, r.get("kind", "numeric"), r.get("drifted"), fired, num(r.get("p_value"), ".3g"),
+                  num(r.get("statistic"), ".4f"), num(r.get("missing_share"), ".3f"), r.get("seq"),
+                  r.get("top_category") or ""))
 '
 }
 
@@ -269,7 +302,9 @@ section "start"
 # in order (SIGTERM: replicas first, so buffered rows flush), not every server at once.
 SETSID=()
 if command -v setsid >/dev/null 2>&1; then SETSID=(setsid); fi
+# The admin token goes by environment, not argv (ps shows argv).
 TMPDIR="$WORK" RUST_LOG="${RUST_LOG:-info}" NO_COLOR=1 DRIFT_LOG_FORMAT="${DRIFT_LOG_FORMAT:-text}" \
+    DRIFT_STACK_ADMIN_TOKEN="$ADMIN_TOKEN" \
     "${SETSID[@]}" "$BIN_DIR/drift-stack" --apis "$APIS" --workers "$WORKERS" \
     --window "$WINDOW" --stride "$STRIDE" --key-prefix "$KEY_PREFIX" \
     --gateway-port "$GATEWAY_PORT" --prometheus-port "$PROM_PORT" \
@@ -303,12 +338,13 @@ stream() { # stream true|false
         --batch "$BATCH" --monitor "$MONITOR"
 }
 
-# Waits until the workers drained the jobs (drift_jobs_pending == 0) or 20 s.
+# settle [NAME]: waits until the workers drained the monitor's jobs
+# (drift_jobs_pending == 0) or 20 s.
 settle() {
-    local deadline=$((SECONDS + 20)) pending
+    local name="${1:-$MONITOR}" deadline=$((SECONDS + 20)) pending
     sleep 2
     while [ "$SECONDS" -lt "$deadline" ]; do
-        pending="$(prom_query "sum(drift_jobs_pending{monitor=\"$MONITOR\"})" | awk '{print $2}')"
+        pending="$(prom_query "sum(drift_jobs_pending{monitor=\"$name\"})" | awk '{print $2}')"
         [ "${pending:-x}" = 0 ] && break
         sleep 1
     done
@@ -353,10 +389,122 @@ printf '%s\n' "${alerts:-  none}" | sed 's/^/  /' >&2
 echo "Monitor through the gateway (GET /v1/monitors/$MONITOR):" >&2
 show_monitor
 
+# ---------------------------------------------------------------- penguins
+# penguins_put: registers the penguins entry of data/monitors.toml (its reference CSV and
+# parameters, as the monitors file gives them) with PUT /v1/monitors/penguins.
+penguins_put() {
+    local spec csv query
+    spec="$(python3 - "$MONITORS_TOML" "$P_MONITOR" <<'PY'
+import pathlib, sys, tomllib, urllib.parse
+path, name = pathlib.Path(sys.argv[1]), sys.argv[2]
+entries = [m for m in tomllib.loads(path.read_text()).get("monitor", []) if m.get("name") == name]
+if not entries:
+    sys.exit(f"no [[monitor]] named {name} in {path}")
+m = entries[0]
+query = {}
+for key, value in m.items():
+    if key in ("name", "reference"):
+        continue
+    query[key] = ",".join(value) if isinstance(value, list) else str(value)
+print(path.parent / m["reference"])
+print(urllib.parse.urlencode(query))
+PY
+)" || return 1
+    csv="$(printf '%s\n' "$spec" | sed -n 1p)"
+    P_CSV="$csv"
+    query="$(printf '%s\n' "$spec" | sed -n 2p)"
+    log "PUT /v1/monitors/$P_MONITOR?$query (reference $csv)"
+    curl -fsS --max-time 30 -X PUT "$GATEWAY/v1/monitors/$P_MONITOR?$query" \
+        -H "authorization: Bearer $ADMIN_TOKEN" -H 'content-type: text/csv' \
+        --data-binary @"$csv" >"$WORK/logs/penguins-put.json" || return 1
+    python3 - "$WORK/logs/penguins-put.json" >&2 <<'PY' || true
+import json, sys
+doc = json.load(open(sys.argv[1]))
+m = doc.get("monitor", {})
+features = m.get("features", [])
+kinds = m.get("kinds") or ["numeric"] * len(features)
+categories = m.get("categories") or [[] for _ in features]
+thresholds = m.get("thresholds") or [None] * len(features)
+missing = m.get("reference_missing") or [0] * len(features)
+print(f"  {doc.get('outcome')}: {len(features)} features, version {m.get('version')}")
+for f, kind, cats, thr, miss in zip(features, kinds, categories, thresholds, missing):
+    thr = f"{thr:.3f}" if isinstance(thr, (int, float)) else "-"
+    extra = f"  categories {', '.join(cats)}" if cats else ""
+    print(f"    {f:<20} {kind:<11} threshold {thr}  reference missing {miss}{extra}")
+PY
+}
+
+# penguins_stream true|false: streams penguins rows (drift-sim models them on the reference
+# CSV, with the monitor's kinds) and watches the evaluations; the JSON summary goes to
+# $WORK/logs/penguins-<drift>.json, the text to stderr.
+penguins_stream() {
+    local drift=(--drift "$1")
+    if [ "$1" = true ]; then
+        drift+=(--drift-kind "$P_KIND" --drift-features "$P_FEATURES" --drift-magnitude "$P_MAGNITUDE" --drift-after "$P_AFTER")
+        if [ -n "$P_CATEGORY" ] && [ "$P_CATEGORY" != - ]; then drift+=(--drift-category "$P_CATEGORY"); fi
+    fi
+    "$BIN_DIR/drift-sim" --target "$GATEWAY" --monitor "$P_MONITOR" --reference "$P_CSV" \
+        "${drift[@]}" --rows "$P_ROWS" --rate "$P_RATE" --batch "$P_BATCH" --watch --watch-timeout 20 \
+        --progress none --json >"$WORK/logs/penguins-$1.json"
+}
+
+# penguins_summary FILE: one line of what drift-sim's watch saw of the drifting stream.
+penguins_summary() {
+    python3 - "$1" >&2 <<'PY'
+import json, sys
+try:
+    doc = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1])
+except Exception as e:
+    print(f"  (no summary: {e})")
+    sys.exit(0)
+w = doc.get("watch") or {}
+fa = w.get("false_alarm_features") or {}
+if w.get("detected"):
+    signals = "+".join(w.get("detection_signals") or []) or "?"
+    print(f"penguins: {w.get('detection_feature')} flagged by its {signals} signal "
+          f"{w.get('delay_rows')} rows after the onset; false alarms: {w.get('false_alarms')}"
+          + (f" {fa}" if fa else ""))
+else:
+    print(f"penguins: the drift was NOT detected; false alarms: {w.get('false_alarms')}"
+          + (f" {fa}" if fa else ""))
+PY
+}
+
+P_DETECTED=""
+if [ "$PENGUINS" = 1 ]; then
+    section "penguins: register the monitor of data/monitors.toml"
+    penguins_put || die "registering the penguins monitor failed (see above)"
+
+    section "penguins phase 1: $P_ROWS rows WITHOUT drift (drift-sim --reference data/penguins.csv)"
+    penguins_stream false || log "the penguins stream reported errors (see above)"
+    settle "$P_MONITOR"
+    show_monitor "$P_MONITOR"
+
+    category_note=""
+    if [ -n "$P_CATEGORY" ] && [ "$P_CATEGORY" != - ]; then category_note=" ($P_CATEGORY)"; fi
+    section "penguins phase 2: $P_ROWS rows, $P_KIND drift on $P_FEATURES$category_note to $P_MAGNITUDE after $P_AFTER rows"
+    penguins_stream true || log "the penguins stream reported errors (see above)"
+    settle "$P_MONITOR"
+    P_DETECTED="$(python3 -c '
+import json, sys
+try:
+    w = json.loads(open(sys.argv[1]).read().strip().splitlines()[-1]).get("watch") or {}
+except Exception:
+    sys.exit(0)
+print(w.get("detection_feature") or "" if w.get("detected") else "")
+' "$WORK/logs/penguins-true.json")"
+    echo "Features of $P_MONITOR drifting now (Prometheus):" >&2
+    prom_query "max by (feature) (drift_feature_drifted{monitor=\"$P_MONITOR\"}) == 1" | sed 's/^/  /' >&2
+    echo "Monitor through the gateway (GET /v1/monitors/$P_MONITOR):" >&2
+    show_monitor "$P_MONITOR"
+    penguins_summary "$WORK/logs/penguins-true.json"
+fi
+
 cat >&2 <<EOF
 
 Where to look:
   gateway      $GATEWAY/v1/monitors/$MONITOR   (POST rows to $GATEWAY/v1/monitors/$MONITOR/rows)
+               $GATEWAY/v1/monitors/$P_MONITOR   (categorical and missing values: see README)
   Prometheus   $PROM/graph?g0.expr=drift_feature_p_value
   alerts       $PROM/alerts
   exporter     $EXPORTER/metrics
@@ -364,9 +512,16 @@ Where to look:
   servers      $(info work_dir) (drift-stack's configs and server logs)
 EOF
 
-if [ "$STRICT" = 1 ] && [ -z "$detected" ]; then
-    FAILED=1
-    exit 2
+if [ "$STRICT" = 1 ]; then
+    if [ -z "$detected" ]; then
+        FAILED=1
+        exit 2
+    fi
+    if [ "$PENGUINS" = 1 ] && [ -z "$P_DETECTED" ]; then
+        log "the penguins drift on $P_FEATURES was not detected"
+        FAILED=1
+        exit 2
+    fi
 fi
 
 if [ "$HOLD" = 1 ]; then

@@ -5,13 +5,17 @@
 //! name = "fraud"
 //! reference = "data/fraud_reference.csv"   # relative to this file
 //! exclude = ["label"]
+//! categorical = ["plan_code"]             # integer codes read as categories
+//! numeric = ["amount"]                    # must be numbers
+//! max_categories = 50
+//! # top_categories = 20                   # keep the 20 most frequent, fold the rest
 //! window = 1000
 //! stride = 200
 //! alpha = 0.01
 //! correction = "bh"
 //! ```
 
-use drift_core::{Correction, Dataset, MonitorSpec, Params};
+use drift_core::{Correction, CsvSchema, Dataset, MonitorSpec, Params};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -29,6 +33,12 @@ struct Entry {
     reference: String,
     #[serde(default)]
     exclude: Vec<String>,
+    #[serde(default)]
+    categorical: Vec<String>,
+    #[serde(default)]
+    numeric: Vec<String>,
+    max_categories: Option<usize>,
+    top_categories: Option<usize>,
     window: Option<usize>,
     stride: Option<usize>,
     alpha: Option<f64>,
@@ -51,8 +61,16 @@ pub fn load(path: &Path, defaults: &Params) -> anyhow::Result<Vec<MonitorSpec>> 
         let csv_path = dir.join(&e.reference);
         let reader = std::fs::File::open(&csv_path)
             .with_context(|| format!("monitor `{}`: opening {}", e.name, csv_path.display()))?;
-        let exclude: Vec<&str> = e.exclude.iter().map(String::as_str).collect();
-        let ds = Dataset::from_csv(reader, &exclude)
+        let schema = CsvSchema {
+            exclude: e.exclude.clone(),
+            categorical: e.categorical.clone(),
+            numeric: e.numeric.clone(),
+            max_categories: e
+                .max_categories
+                .unwrap_or(CsvSchema::default().max_categories),
+            top_categories: e.top_categories,
+        };
+        let ds = Dataset::from_csv_with(reader, &schema)
             .with_context(|| format!("monitor `{}`: {}", e.name, csv_path.display()))?;
         let params = Params {
             window: e.window.unwrap_or(defaults.window),

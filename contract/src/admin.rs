@@ -1,6 +1,6 @@
 //! Admin routes: create or replace a monitor from a reference CSV, delete it, reset it.
 
-use drift_core::{Correction, MonitorConfig, Params};
+use drift_core::{Correction, CsvSchema, MonitorConfig, Params};
 use serde::{Deserialize, Serialize};
 use utoipa::openapi::schema::{AllOfBuilder, ObjectBuilder, Ref, Schema, Type};
 use utoipa::openapi::RefOr;
@@ -45,6 +45,36 @@ pub struct PutMonitorQuery {
     /// Comma-separated columns of the CSV to leave out (e.g. the label).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude: Option<String>,
+    /// Comma-separated columns to read as categorical although every value is a number
+    /// (integer codes). Otherwise a column is categorical when any value is not a number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub categorical: Option<String>,
+    /// Comma-separated columns that must be numeric: a value that is not a number is then
+    /// an error instead of making the column categorical.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numeric: Option<String>,
+    /// Most distinct reference categories of one feature, 1 to 1000 (default 50); a
+    /// feature with more is refused, unless `top_categories` is set.
+    #[param(minimum = 1, maximum = 1000)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_categories: Option<usize>,
+    /// Keep the K most frequent categories of each categorical feature that has more than
+    /// K, and fold the rest, and any value the reference did not have, into `__other__`.
+    #[param(minimum = 1, maximum = 1000)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_categories: Option<usize>,
+}
+
+fn list(s: &Option<String>) -> Vec<String> {
+    s.as_deref()
+        .map(|s| {
+            s.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl PutMonitorQuery {
@@ -63,16 +93,20 @@ impl PutMonitorQuery {
     }
 
     /// The columns named in `exclude`.
-    pub fn excluded(&self) -> Vec<&str> {
-        self.exclude
-            .as_deref()
-            .map(|s| {
-                s.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .collect()
-            })
-            .unwrap_or_default()
+    pub fn excluded(&self) -> Vec<String> {
+        list(&self.exclude)
+    }
+
+    /// How to read the reference CSV.
+    pub fn csv_schema(&self) -> CsvSchema {
+        let d = CsvSchema::default();
+        CsvSchema {
+            exclude: self.excluded(),
+            categorical: list(&self.categorical),
+            numeric: list(&self.numeric),
+            max_categories: self.max_categories.unwrap_or(d.max_categories),
+            top_categories: self.top_categories,
+        }
     }
 }
 
@@ -106,8 +140,39 @@ impl PartialSchema for MonitorDefinition {
                 utoipa::openapi::schema::ArrayBuilder::new()
                     .items(f64::schema())
                     .description(Some(
-                        "Under the `ert` rule: each feature's KS-statistic threshold, in \
-                         feature order (absent under the per-evaluation rules).",
+                        "Under the `ert` rule: each feature's distribution threshold (KS \
+                         statistic, or total variation for a categorical feature) for a \
+                         window without missing values, in feature order (absent under the \
+                         per-evaluation rules).",
+                    )),
+            )
+            .property(
+                "kinds",
+                utoipa::openapi::schema::ArrayBuilder::new()
+                    .items(
+                        ObjectBuilder::new()
+                            .schema_type(Type::String)
+                            .enum_values(Some(["numeric", "categorical"])),
+                    )
+                    .description(Some(
+                        "Each feature's kind, in feature order (absent when all are numeric).",
+                    )),
+            )
+            .property(
+                "categories",
+                utoipa::openapi::schema::ArrayBuilder::new()
+                    .items(Vec::<String>::schema())
+                    .description(Some(
+                        "Each feature's reference categories, sorted, `__other__` last when \
+                         folded; empty for numeric features (absent when all are numeric).",
+                    )),
+            )
+            .property(
+                "reference_missing",
+                utoipa::openapi::schema::ArrayBuilder::new()
+                    .items(u64::schema())
+                    .description(Some(
+                        "Each feature's missing reference values (absent when none is missing).",
                     )),
             );
         AllOfBuilder::new()
@@ -175,7 +240,7 @@ mod tests {
 
     #[test]
     fn the_definition_is_the_config_on_the_wire() {
-        let cfg = crate::test_config();
+        let cfg = crate::mixed_test_config();
         let wire = serde_json::to_value(MonitorDefinition(cfg.clone())).unwrap();
         assert_eq!(wire, serde_json::to_value(&cfg).unwrap());
         // The hand-written schema documents exactly the fields the config serializes.
@@ -197,5 +262,13 @@ mod tests {
         assert_eq!(q.params().window, 20);
         assert_eq!(q.params().stride, Params::default().stride);
         assert_eq!(q.excluded(), ["label", "id"]);
+        let q = PutMonitorQuery {
+            categorical: Some("plan,zip".into()),
+            top_categories: Some(5),
+            ..PutMonitorQuery::default()
+        };
+        let s = q.csv_schema();
+        assert_eq!(s.categorical, ["plan", "zip"]);
+        assert_eq!((s.max_categories, s.top_categories), (50, Some(5)));
     }
 }

@@ -70,7 +70,8 @@ error_codes! {
     PayloadTooLarge = (413, "payload_too_large", "the body exceeds `--max-body-bytes` (`--max-reference-bytes` for a reference) or the batch has more rows than `--max-batch-rows` (1000 for predictions)"),
     UriTooLong = (414, "uri_too_long", "the request target (path and query) is too long"),
     UnsupportedMediaType = (415, "unsupported_media_type", "a JSON route was called without `Content-Type: application/json`"),
-    InvalidBatch = (422, "invalid_batch", "JSON of the wrong shape: neither batch form, an unknown field, a cell that is not a number"),
+    InvalidBatch = (422, "invalid_batch", "JSON of the wrong shape: neither batch form, an unknown field, a row that is not an array or object"),
+    InvalidValue = (422, "invalid_value", "a value does not fit its feature's kind (a string, boolean, array or object for a numeric feature; a fractional number, boolean, array or object for a categorical one); the message names the row and column"),
     NonFiniteValue = (422, "non_finite_value", "a value is infinite or outside the range of a 64-bit float"),
     WrongArity = (422, "wrong_arity", "a row has more or fewer values than the batch has columns"),
     MissingFeatures = (422, "missing_features", "a feature of the monitor is missing from the batch"),
@@ -78,7 +79,7 @@ error_codes! {
     UnknownFeature = (422, "unknown_feature", "a column is not a feature of the monitor"),
     DuplicateFeature = (422, "duplicate_feature", "a column appears more than once"),
     InvalidMonitor = (422, "invalid_monitor", "the monitor name or its parameters are invalid (name characters, window, stride, alpha, share, feature count)"),
-    InvalidReference = (422, "invalid_reference", "the reference CSV cannot be used (empty, not numeric, duplicate columns)"),
+    InvalidReference = (422, "invalid_reference", "the reference CSV cannot be used (empty, duplicate columns, a column without values, a declared kind that does not fit, too many categories)"),
     InvalidParameters = (422, "invalid_parameters", "a query parameter of `PUT /v1/monitors/{monitor}` is unknown or of the wrong type"),
     HeadersTooLarge = (431, "headers_too_large", "too many request headers, or one too large"),
     /// Only for answers from Redis that the code does not expect: a bug, never load.

@@ -5,19 +5,73 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::ToSchema;
 
-/// Rows as named columns: `data` holds one array per row, in the order of `columns`.
+/// One value of a row: a finite number for a numeric feature; a string or an integer for
+/// a categorical one (`3` and `"3"` are the same category); `null` when missing.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum FeatureValue {
+    Number(f64),
+    Text(String),
+}
+
+impl From<f64> for FeatureValue {
+    fn from(v: f64) -> Self {
+        FeatureValue::Number(v)
+    }
+}
+
+impl From<&str> for FeatureValue {
+    fn from(v: &str) -> Self {
+        FeatureValue::Text(v.to_string())
+    }
+}
+
+/// Rows as named columns: `data` holds one array per row, in the order of `columns`;
+/// every feature of the monitor is a column (`null` where a value is missing).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Frame {
     pub columns: Vec<String>,
-    pub data: Vec<Vec<f64>>,
+    pub data: Vec<Vec<Option<FeatureValue>>>,
 }
 
-/// Rows as objects, feature name to value; every row has the same keys.
+impl Frame {
+    /// A frame of numbers only.
+    pub fn numeric(columns: Vec<String>, data: Vec<Vec<f64>>) -> Self {
+        Frame {
+            columns,
+            data: data
+                .into_iter()
+                .map(|r| r.into_iter().map(|v| Some(v.into())).collect())
+                .collect(),
+        }
+    }
+}
+
+/// Rows as objects, feature name to value; a feature left out of a row (or `null`) is a
+/// missing value of that row.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RowObjects {
-    pub rows: Vec<BTreeMap<String, f64>>,
+    #[schema(schema_with = rows_schema)]
+    pub rows: Vec<BTreeMap<String, Option<FeatureValue>>>,
+}
+
+/// The schema of `rows`, written out because utoipa cannot derive a map of nullable
+/// references.
+fn rows_schema() -> utoipa::openapi::schema::Array {
+    use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Ref, Schema, Type};
+    let nullable = OneOfBuilder::new()
+        .item(ObjectBuilder::new().schema_type(Type::Null))
+        .item(Ref::from_schema_name("FeatureValue"))
+        .build();
+    let row = ObjectBuilder::new()
+        .additional_properties(Some(Schema::OneOf(nullable)))
+        .description(Some(
+            "Feature name to value; a feature left out, or null, is missing.",
+        ))
+        .build();
+    ArrayBuilder::new().items(row).build()
 }
 
 /// The Python prototype's pandas "split" frame, kept for drop-in clients.
@@ -28,8 +82,7 @@ pub struct SplitFrame {
 }
 
 /// A batch of rows in one of the accepted forms. It is accepted whole or rejected whole:
-/// every column must be a feature of the monitor, every feature present, every value a
-/// finite number.
+/// every column must be a feature of the monitor, and every value fit its feature's kind.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 #[serde(untagged)]
 pub enum RowsBatch {

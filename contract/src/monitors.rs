@@ -1,7 +1,7 @@
 //! What readers get of monitors: the list, one monitor with its latest results, and the
 //! history of evaluations.
 
-use drift_core::{FeatureResult, HistoryEntry, MonitorConfig, MonitorStatus, Params};
+use drift_core::{FeatureKind, FeatureResult, HistoryEntry, MonitorConfig, MonitorStatus, Params};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use utoipa::openapi::schema::{Object, ObjectBuilder, OneOfBuilder, Ref, Schema, Type};
@@ -58,6 +58,13 @@ pub struct MonitorView {
     /// (empty under the per-evaluation rules).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub thresholds: BTreeMap<String, f64>,
+    /// Every feature's kind.
+    #[serde(default)]
+    pub kinds: BTreeMap<String, FeatureKind>,
+    /// Each categorical feature's reference categories (sorted; `__other__` last when the
+    /// feature was folded to its most frequent categories).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub categories: BTreeMap<String, Vec<String>>,
     /// Every feature, `null` until it is first evaluated.
     #[schema(schema_with = results_schema)]
     pub results: BTreeMap<String, Option<FeatureResult>>,
@@ -111,6 +118,19 @@ impl MonitorView {
                 .iter()
                 .cloned()
                 .zip(cfg.thresholds.iter().copied())
+                .collect(),
+            kinds: cfg
+                .features
+                .iter()
+                .enumerate()
+                .map(|(i, f)| (f.clone(), cfg.kind(i)))
+                .collect(),
+            categories: cfg
+                .features
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| cfg.kind(*i) == FeatureKind::Categorical)
+                .map(|(i, f)| (f.clone(), cfg.categories(i).to_vec()))
                 .collect(),
             results: cfg
                 .features
@@ -237,12 +257,13 @@ mod tests {
                 "params": {"window": 500, "stride": 100, "alpha": 0.05,
                            "correction": "ert", "dataset_drift_share": 0.5,
                            "ert": 10000.0, "reference_confidence": 0.95},
-                "reference_rows": 2, "rows": 7, "window_rows": 7, "status": "accumulating",
+                "reference_rows": 50, "rows": 7, "window_rows": 7, "status": "accumulating",
                 "features_drifting": 0, "drift_share": 0.0, "dataset_drifted": false,
                 "last_detected_at": null,
                 "counters": {"rounds": 0, "evaluations": 0, "stale": 0, "superseded": 0, "detections": 0,
                              "episodes": 0, "dead_letters": 0},
                 "thresholds": {"a": c, "b": c},
+                "kinds": {"a": "numeric", "b": "numeric"},
                 "results": {"a": null, "b": null},
             })
         );

@@ -65,6 +65,34 @@ impl Correction {
     }
 }
 
+/// Signals tested for every feature each round: its distribution (KS or total variation)
+/// and its missing share.
+pub const SIGNALS: usize = 2;
+
+/// Tests per round of a monitor of `features` features, over which the `ert` rule splits
+/// its false-alarm budget (a union bound: each test gets `1 / (ert * tests)`).
+pub fn tests_per_round(features: usize) -> usize {
+    SIGNALS * features.max(1)
+}
+
+/// A feature's p-value for the per-evaluation rules: the Bonferroni combination of its
+/// signals' p-values, `min(1, SIGNALS * min p)`, so that Bonferroni over features is
+/// Bonferroni over every signal, and a feature is the unit BH discovers. Signals without
+/// a p-value (nothing to test) count in `SIGNALS` but never lower the minimum; NaN when no
+/// signal has one.
+pub fn feature_p_value(signal_p_values: impl IntoIterator<Item = Option<f64>>) -> f64 {
+    let min = signal_p_values
+        .into_iter()
+        .flatten()
+        .filter(|p| !p.is_nan())
+        .fold(f64::INFINITY, f64::min);
+    if min.is_finite() {
+        (min * SIGNALS as f64).min(1.0)
+    } else {
+        f64::NAN
+    }
+}
+
 /// The KS-statistic threshold of the `ert` rule for one feature:
 /// `c = K_n^-1(1 - delta / d) + K_m^-1(1 - 1 / (ert d))`, with `K_k` the exact distribution of
 /// the one-sample two-sided statistic of `k` rows ([`kolmogorov_isf`]), `n` the feature's
@@ -83,11 +111,11 @@ impl Correction {
 pub fn ert_threshold(
     reference_rows: usize,
     window: usize,
-    features: usize,
+    tests: usize,
     ert: f64,
     confidence: f64,
 ) -> f64 {
-    let d = features.max(1) as f64;
+    let d = tests.max(1) as f64;
     kolmogorov_isf((1.0 - confidence) / d, reference_rows) + kolmogorov_isf(1.0 / (ert * d), window)
 }
 
@@ -317,6 +345,15 @@ mod tests {
         for (share, n, k) in [(0.5, 30, 15), (0.5, 5, 3), (0.01, 5, 1), (1.0, 5, 5)] {
             assert_eq!(dataset_drift_min_features(share, n), k, "{share} of {n}");
         }
+    }
+
+    #[test]
+    fn a_feature_p_value_is_bonferroni_over_its_signals() {
+        assert_eq!(feature_p_value([Some(0.01), Some(0.3)]), 0.02);
+        assert_eq!(feature_p_value([Some(0.9), None]), 1.0);
+        assert_eq!(feature_p_value([None, Some(0.2)]), 0.4);
+        assert!(feature_p_value([None, Some(f64::NAN)]).is_nan());
+        assert_eq!(tests_per_round(30), 60);
     }
 
     #[test]

@@ -4,15 +4,22 @@
 //! shared by every binary (the HTTP-only simulator included).
 pub mod alarm;
 pub mod dataset;
+pub mod evaluate;
+pub mod feature;
 pub mod ks;
 pub mod model;
 pub mod monitor;
 pub mod results;
+pub mod stats;
 
 pub use alarm::Correction;
-pub use dataset::{Dataset, DatasetError};
+pub use dataset::{CsvSchema, Dataset, DatasetError};
+pub use feature::FeatureKind;
 pub use monitor::{ConfigError, MonitorConfig, MonitorSpec, Params};
-pub use results::{Evaluation, FeatureResult, HistoryEntry, MonitorState, MonitorStatus};
+pub use results::{
+    Details, Effects, Evaluation, FeatureResult, HistoryEntry, MonitorState, MonitorStatus, Signal,
+    SignalKind,
+};
 
 /// Errors of building a monitor from a data set.
 #[derive(Debug, thiserror::Error)]

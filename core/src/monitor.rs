@@ -1,7 +1,8 @@
 //! Monitor definitions: what is monitored, against which reference, with which parameters.
 
-use crate::alarm::Correction;
+use crate::alarm::{tests_per_round, Correction};
 use crate::dataset::Dataset;
+use crate::feature::{category_bins, Categories, CodeCache, FeatureKind};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -34,10 +35,14 @@ pub enum ConfigError {
     #[error("reference_confidence must be in (0, 1) (got {0})")]
     Confidence(f64),
     #[error(
-        "under the ert rule feature `{feature}` would need a KS statistic of {threshold:.3} to be flagged, \
+        "under the ert rule feature `{feature}` would need a {statistic} of {threshold:.3} to be flagged, \
          more than the largest possible (1): use a larger window or reference, or a smaller ert"
     )]
-    Unreachable { feature: String, threshold: f64 },
+    Unreachable {
+        feature: String,
+        statistic: &'static str,
+        threshold: f64,
+    },
     #[error("the reference needs at least one feature")]
     NoFeatures,
     #[error("the reference has {0} features; at most {1} are allowed")]
@@ -115,14 +120,58 @@ impl Params {
         Ok(())
     }
 
-    /// The `ert` rule's statistic threshold for a feature with `reference_rows` rows among
-    /// `features`; `None` under the per-evaluation rules.
-    pub fn threshold(&self, reference_rows: usize, features: usize) -> Option<f64> {
+    /// The `ert` rule's KS-statistic threshold for a numeric feature with `reference_rows`
+    /// present reference values and `window_rows` present window values, in a monitor of
+    /// `features` features; `None` under the per-evaluation rules.
+    pub fn ks_threshold(
+        &self,
+        reference_rows: usize,
+        window_rows: usize,
+        features: usize,
+    ) -> Option<f64> {
         (self.correction == Correction::Ert).then(|| {
             crate::alarm::ert_threshold(
                 reference_rows,
-                self.window,
-                features,
+                window_rows,
+                tests_per_round(features),
+                self.ert,
+                self.reference_confidence,
+            )
+        })
+    }
+
+    /// The `ert` rule's total-variation threshold for a categorical feature of `bins` bins.
+    pub fn tv_threshold(
+        &self,
+        bins: usize,
+        reference_rows: usize,
+        window_rows: usize,
+        features: usize,
+    ) -> Option<f64> {
+        (self.correction == Correction::Ert).then(|| {
+            crate::stats::bounds::tv_threshold(
+                bins,
+                reference_rows,
+                window_rows,
+                tests_per_round(features),
+                self.ert,
+                self.reference_confidence,
+            )
+        })
+    }
+
+    /// The `ert` rule's threshold on the change of a feature's missing share.
+    pub fn missing_threshold(
+        &self,
+        reference_rows: usize,
+        window_rows: usize,
+        features: usize,
+    ) -> Option<f64> {
+        (self.correction == Correction::Ert).then(|| {
+            crate::stats::bounds::missing_threshold(
+                reference_rows,
+                window_rows,
+                tests_per_round(features),
                 self.ert,
                 self.reference_confidence,
             )
@@ -140,13 +189,30 @@ pub struct MonitorConfig {
     /// Hash of the reference data: results of different versions are never mixed.
     pub version: String,
     pub reference_rows: usize,
-    /// Under `ert`: each feature's statistic threshold, in feature order, computed once
-    /// when the monitor is built from its parameters; empty under the other rules.
+    /// Under `ert`: each feature's distribution threshold (KS statistic for numeric
+    /// features, total variation for categorical ones) for a window without missing
+    /// values, in feature order, computed when the monitor is built; empty under the other
+    /// rules. Workers compute the threshold of each evaluation from the window's present
+    /// values.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub thresholds: Vec<f64>,
+    /// Each feature's kind, in feature order; empty in configs stored before features had
+    /// kinds (all numeric then).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub kinds: Vec<FeatureKind>,
+    /// Each feature's reference categories, sorted (`__other__` last when folded); empty
+    /// lists for numeric features, or no lists at all when every feature is numeric.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<Vec<String>>,
+    /// Each feature's missing reference values; empty when none is missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reference_missing: Vec<u64>,
+    #[serde(skip)]
+    pub codes: CodeCache,
 }
 
-/// A monitor to register: its config plus the reference columns (one per feature).
+/// A monitor to register: its config plus the reference columns (one per feature: the
+/// present values only, numbers or category codes).
 #[derive(Clone, Debug)]
 pub struct MonitorSpec {
     pub config: MonitorConfig,
@@ -202,40 +268,76 @@ impl MonitorSpec {
         for f in dataset.names() {
             validate_feature_name(f)?;
         }
+        let features = dataset.names();
+        let kinds = dataset.kinds();
         let mut hasher = Sha256::new();
-        for (f, col) in dataset.names().iter().zip(dataset.columns()) {
+        for (i, (f, col)) in features.iter().zip(dataset.columns()).enumerate() {
             hasher.update((f.len() as u64).to_le_bytes());
             hasher.update(f.as_bytes());
             hasher.update((col.len() as u64).to_le_bytes());
+            // Numeric data without missing values hashes as before kinds existed, so those
+            // monitors keep their version.
             for v in col {
                 hasher.update(v.to_le_bytes());
             }
+            if kinds[i] == FeatureKind::Categorical {
+                hasher.update(b"categorical");
+                for c in &dataset.categories()[i] {
+                    hasher.update((c.len() as u64).to_le_bytes());
+                    hasher.update(c.as_bytes());
+                }
+            }
         }
         let version = hex::encode(&hasher.finalize()[..8]);
-        let features = dataset.names();
+        let missing: Vec<u64> = dataset
+            .columns()
+            .iter()
+            .map(|c| c.iter().filter(|v| v.is_nan()).count() as u64)
+            .collect();
+        let reference: Vec<Vec<f64>> = dataset
+            .columns()
+            .iter()
+            .map(|c| c.iter().copied().filter(|v| !v.is_nan()).collect())
+            .collect();
         let mut thresholds = Vec::new();
-        // A threshold depends on the feature only through its reference size, and each one
-        // inverts two Kolmogorov distributions: computed once per distinct size.
+        // A KS threshold depends on the feature only through its reference size, and each
+        // one inverts two Kolmogorov distributions: computed once per distinct size.
         let mut by_size: Vec<(usize, Option<f64>)> = Vec::new();
-        for (f, col) in features.iter().zip(dataset.columns()) {
+        for (i, (f, col)) in features.iter().zip(&reference).enumerate() {
             let n = col.len();
-            let known = by_size.iter().find(|(m, _)| *m == n).map(|(_, c)| *c);
-            let c = known.unwrap_or_else(|| {
-                let c = params.threshold(n, features.len());
-                by_size.push((n, c));
-                c
-            });
+            let (c, statistic) = match kinds[i] {
+                FeatureKind::Numeric => {
+                    let known = by_size.iter().find(|(m, _)| *m == n).map(|(_, c)| *c);
+                    let c = known.unwrap_or_else(|| {
+                        let c = params.ks_threshold(n, params.window, features.len());
+                        by_size.push((n, c));
+                        c
+                    });
+                    (c, "KS statistic")
+                }
+                FeatureKind::Categorical => (
+                    params.tv_threshold(
+                        category_bins(&dataset.categories()[i]),
+                        n,
+                        params.window,
+                        features.len(),
+                    ),
+                    "total-variation distance",
+                ),
+            };
             let Some(c) = c else {
                 break;
             };
             if c > 1.0 {
                 return Err(ConfigError::Unreachable {
                     feature: f.clone(),
+                    statistic,
                     threshold: c,
                 });
             }
             thresholds.push(c);
         }
+        let all_numeric = kinds.iter().all(|k| *k == FeatureKind::Numeric);
         Ok(MonitorSpec {
             config: MonitorConfig {
                 name: name.to_string(),
@@ -244,8 +346,24 @@ impl MonitorSpec {
                 version,
                 reference_rows: dataset.n_rows(),
                 thresholds,
+                kinds: if all_numeric {
+                    Vec::new()
+                } else {
+                    kinds.to_vec()
+                },
+                categories: if all_numeric {
+                    Vec::new()
+                } else {
+                    dataset.categories().to_vec()
+                },
+                reference_missing: if missing.iter().all(|m| *m == 0) {
+                    Vec::new()
+                } else {
+                    missing
+                },
+                codes: CodeCache::default(),
             },
-            reference: dataset.columns().to_vec(),
+            reference,
         })
     }
 
@@ -266,9 +384,47 @@ impl MonitorConfig {
         self.features.iter().position(|f| f == name)
     }
 
-    /// Feature `i`'s statistic threshold under `ert`, as computed at registration.
+    /// Feature `i`'s distribution threshold under `ert` for a window without missing
+    /// values, as computed at registration.
     pub fn threshold(&self, i: usize) -> Option<f64> {
         self.thresholds.get(i).copied()
+    }
+
+    pub fn kind(&self, i: usize) -> FeatureKind {
+        self.kinds.get(i).copied().unwrap_or_default()
+    }
+
+    /// Feature `i`'s categories (empty for a numeric feature).
+    pub fn categories(&self, i: usize) -> &[String] {
+        self.categories.get(i).map_or(&[], Vec::as_slice)
+    }
+
+    /// Feature `i`'s missing reference values.
+    pub fn reference_missing(&self, i: usize) -> u64 {
+        self.reference_missing.get(i).copied().unwrap_or(0)
+    }
+
+    /// Feature `i`'s present reference values.
+    pub fn reference_present(&self, i: usize) -> usize {
+        self.reference_rows
+            .saturating_sub(self.reference_missing(i) as usize)
+    }
+
+    /// Each feature's value-to-code map (`None` for numeric features).
+    pub fn codes(&self) -> &[Option<Categories>] {
+        self.codes.get_or_build(|| {
+            (0..self.features.len())
+                .map(|i| {
+                    (self.kind(i) == FeatureKind::Categorical)
+                        .then(|| Categories::new(self.categories(i)))
+                })
+                .collect()
+        })
+    }
+
+    /// Whether any feature is categorical (ingest then needs the category maps).
+    pub fn has_categorical(&self) -> bool {
+        self.kinds.contains(&FeatureKind::Categorical)
     }
 }
 
@@ -346,7 +502,8 @@ mod tests {
             .unwrap()
             .config;
         assert_eq!(m.thresholds.len(), 30);
-        let want = crate::alarm::ert_threshold(569, 500, 30, 1e4, 0.95);
+        // Two signals per feature (distribution and missing share): 60 tests a round.
+        let want = crate::alarm::ert_threshold(569, 500, 60, 1e4, 0.95);
         assert!(m.thresholds.iter().all(|&c| c == want));
         assert_eq!(m.threshold(29), Some(want));
         let bonf = Params {

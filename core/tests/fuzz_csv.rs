@@ -2,7 +2,7 @@
 //! exactly; every error names what is wrong.
 //! `FUZZ_CASES=200000 cargo test -p drift-core --test fuzz_csv` runs it for minutes.
 
-use drift_core::{Dataset, DatasetError};
+use drift_core::{CsvSchema, Dataset, DatasetError, FeatureKind};
 use proptest::prelude::*;
 
 fn check(bytes: &[u8]) {
@@ -11,7 +11,17 @@ fn check(bytes: &[u8]) {
             assert!(!ds.names().is_empty());
             assert!(ds.n_rows() > 0);
             assert!(ds.columns().iter().all(|c| c.len() == ds.n_rows()));
-            assert!(ds.columns().iter().flatten().all(|v| v.is_finite()));
+            // Numbers are finite, categories are codes of their list; missing is NaN.
+            for ((c, kind), cats) in ds.columns().iter().zip(ds.kinds()).zip(ds.categories()) {
+                for v in c.iter().filter(|v| !v.is_nan()) {
+                    match kind {
+                        FeatureKind::Numeric => assert!(v.is_finite()),
+                        FeatureKind::Categorical => {
+                            assert!(v.fract() == 0.0 && *v >= 0.0 && (*v as usize) < cats.len())
+                        }
+                    }
+                }
+            }
         }
         Err(e) => assert!(!e.to_string().is_empty()),
     }
@@ -66,9 +76,10 @@ proptest! {
     }
 
     #[test]
-    fn one_bad_cell_is_reported_with_its_place(
-        rows in 1usize..20, bad_row in 0usize..20, bad_col in 0usize..3,
-        bad in prop_oneof![Just(""), Just("abc"), Just("NaN"), Just("-inf")],
+    fn one_odd_cell_is_missing_a_category_or_reported_with_its_place(
+        rows in 2usize..20, bad_row in 0usize..20, bad_col in 0usize..3,
+        bad in prop_oneof![Just(""), Just("abc"), Just("NaN"), Just("NA"), Just("-inf")],
+        strict in any::<bool>(),
     ) {
         let bad_row = bad_row % rows;
         let mut text = String::from("a,b,c\n");
@@ -78,15 +89,29 @@ proptest! {
                 .collect();
             text += &(cells.join(",") + "\n");
         }
-        let err = Dataset::from_csv(text.as_bytes(), &[]).unwrap_err();
+        // Strict: every column declared numeric.
+        let schema = CsvSchema {
+            numeric: if strict { vec!["a".into(), "b".into(), "c".into()] } else { Vec::new() },
+            ..CsvSchema::default()
+        };
         let col = ["a", "b", "c"][bad_col].to_string();
         let line = bad_row as u64 + 2;
-        let ok = match &err {
-            DatasetError::Missing { line: l, column } => *l == line && *column == col,
-            DatasetError::NotNumeric { line: l, column, .. } => *l == line && *column == col,
-            DatasetError::NonFinite { line: l, column, .. } => *l == line && *column == col,
-            _ => false,
-        };
-        prop_assert!(ok, "{:?}", err);
+        match (bad, Dataset::from_csv_with(text.as_bytes(), &schema)) {
+            ("" | "NaN" | "NA", Ok(ds)) => {
+                prop_assert!(ds.columns()[bad_col][bad_row].is_nan());
+                prop_assert_eq!(ds.kinds()[bad_col], FeatureKind::Numeric);
+            }
+            ("abc", Ok(ds)) if !strict => {
+                prop_assert_eq!(ds.kinds()[bad_col], FeatureKind::Categorical);
+                prop_assert_eq!(ds.categories()[bad_col].len(), rows);
+            }
+            (_, Err(DatasetError::NotNumeric { line: l, column, .. })) if bad == "abc" && strict => {
+                prop_assert!(l == line && column == col);
+            }
+            ("-inf", Err(DatasetError::NonFinite { line: l, column, .. })) => {
+                prop_assert!(l == line && column == col);
+            }
+            (bad, other) => prop_assert!(false, "{bad:?} strict={strict}: {other:?}"),
+        }
     }
 }

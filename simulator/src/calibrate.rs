@@ -239,6 +239,9 @@ pub async fn run(args: Args, command: String) -> anyhow::Result<Calibration> {
             args.window
         );
     }
+    if args.reference.is_some() || !args.categorical.is_empty() || !args.numeric.is_empty() {
+        bail!("--mode calibrate draws its references from the embedded breast_cancer model: --reference, --categorical and --numeric do not apply");
+    }
     let dataset = Dataset::breast_cancer().context("loading the embedded data")?;
     let seed = args.seed.unwrap_or_else(rand::random);
     let model = Copula::fit_population(&dataset, seed).context("fitting the population model")?;
@@ -597,10 +600,7 @@ impl Ctx {
     async fn send(&self, name: &str, gen: &mut Generator, n: usize) -> anyhow::Result<u64> {
         let url = self.target.url(&["v1", "monitors", name, "rows"])?;
         let batch = gen.next_batch(n);
-        let frame = Frame {
-            columns: self.columns.clone(),
-            data: batch.rows,
-        };
+        let frame = Frame::numeric(self.columns.clone(), batch.rows);
         let what = format!("POST {url}");
         let req = self.target.client().post(url).json(&frame);
         let ok: IngestAccepted = fetch_json(req, &what, Some(StatusCode::ACCEPTED)).await?;

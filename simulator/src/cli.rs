@@ -29,6 +29,22 @@ pub struct Args {
     /// Monitor to stream to.
     #[arg(long, default_value = DEFAULT_MONITOR)]
     pub monitor: String,
+    /// Reference CSV the rows are modelled on: the monitor's own reference (the API does
+    /// not serve it back). Default: the embedded breast_cancer data. Columns that are not
+    /// features of the monitor are left out, and each feature is read with the kind the
+    /// monitor gives it.
+    #[arg(long, value_name = "CSV")]
+    pub reference: Option<std::path::PathBuf>,
+    /// Reference columns to leave out, comma-separated (on top of those the monitor lacks).
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub exclude: Vec<String>,
+    /// Reference columns read as categorical, comma-separated (integer codes, e.g. `year`);
+    /// needed only when the monitor does not report its features' kinds.
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub categorical: Vec<String>,
+    /// Reference columns that must be numeric, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "COLUMNS")]
+    pub numeric: Vec<String>,
     /// `ingest` posts to /v1/monitors/{monitor}/rows; `predict` posts to /v1/predict (the
     /// default monitor's model, rows logged to it off the response path); `calibrate`
     /// registers its own monitors (admin token needed) and measures false-alarm rounds and
@@ -45,9 +61,14 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "mean_radius", value_parser = parse_feature)]
     pub drift_features: Vec<String>,
     /// Size of the drift: shift in reference standard deviations, or scale factor minus 1
-    /// (ignored by swap).
+    /// (ignored by swap); for category-share, new-category and missing, the share the
+    /// category, the new category or missing values take (0 to 1).
     #[arg(long, default_value_t = 1.0, allow_negative_numbers = true, value_parser = parse_finite)]
     pub drift_magnitude: f64,
+    /// category-share: the category whose share moves (default: each drift feature's most
+    /// frequent); new-category: the new category's name (default `unseen`).
+    #[arg(long, value_name = "NAME")]
+    pub drift_category: Option<String>,
     /// Rows sent before the drift starts (default 1000 with --drift true).
     #[arg(long)]
     pub drift_after: Option<u64>,
@@ -299,8 +320,45 @@ mod tests {
             &["--target", "ftp://x"],
             &["--target", "not a url"],
             &["--mode", "bulk"],
+            &["--drift-kind", "category_share"],
         ] {
             assert!(Args::parse_from_iter(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn mixed_reference_flags() {
+        let a = Args::parse_from_iter([
+            "--reference",
+            "data/penguins.csv",
+            "--categorical",
+            "year",
+            "--exclude",
+            "sex,island",
+            "--drift-kind",
+            "category-share",
+            "--drift-category",
+            "Gentoo",
+        ])
+        .unwrap();
+        assert_eq!(
+            a.reference.as_deref(),
+            Some(std::path::Path::new("data/penguins.csv"))
+        );
+        assert_eq!(
+            (a.categorical, a.exclude),
+            (
+                vec!["year".to_string()],
+                vec!["sex".to_string(), "island".to_string()]
+            )
+        );
+        assert_eq!(a.drift_kind, DriftKind::CategoryShare);
+        assert_eq!(a.drift_category.as_deref(), Some("Gentoo"));
+        for kind in ["new-category", "missing", "shift", "gradual"] {
+            assert!(
+                Args::parse_from_iter(["--drift-kind", kind]).is_ok(),
+                "{kind}"
+            );
         }
     }
 

@@ -1,5 +1,6 @@
 //! The row stream: copula draws, the drift scenario applied by row number, and the columns
-//! the monitor expects.
+//! the monitor expects. Rows hold numbers, category codes and NaN for missing values;
+//! [`Generator::labels`] names the codes, as rows go out (strings, and `null` for NaN).
 //!
 //! Rows are produced by one generator in one order, whatever the concurrency of the sender,
 //! so the same seed always gives the same rows (row `i` of the run is always the same).
@@ -8,6 +9,9 @@ use crate::copula::Copula;
 use crate::scenario::Scenario;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
+
+/// Mixed into the run's seed for the missingness draws.
+const MISSING_STREAM: u64 = 0x6a09_e667_f3bc_c908;
 
 /// Consecutive generated rows, ready to be sent as one request.
 #[derive(Clone, Debug, PartialEq)]
@@ -36,6 +40,8 @@ pub struct Generator {
     /// Reference column indices emitted, in output order.
     columns: Vec<usize>,
     rng: StdRng,
+    /// Missingness draws, a stream of their own (see [`Copula::sample_into`]).
+    missing_rng: StdRng,
     next_row: u64,
     normals: Vec<f64>,
     full: Vec<f64>,
@@ -50,6 +56,7 @@ impl Generator {
             copula,
             scenario,
             rng: StdRng::seed_from_u64(seed),
+            missing_rng: StdRng::seed_from_u64(seed ^ MISSING_STREAM),
             next_row: 0,
             normals: vec![0.0; d],
             full: vec![0.0; d],
@@ -82,16 +89,40 @@ impl Generator {
         self.next_row
     }
 
+    /// Each emitted column's category names by code (`None` for a numeric column),
+    /// with the category a `new-category` scenario adds last.
+    pub fn labels(&self) -> Vec<Option<Vec<String>>> {
+        self.columns
+            .iter()
+            .map(|&i| {
+                let column = &self.copula.columns()[i];
+                column.shares()?;
+                let mut names = column.categories().to_vec();
+                if let Some(new) = self.scenario.as_ref().and_then(|s| s.new_category(i)) {
+                    names.push(new.to_string());
+                }
+                Some(names)
+            })
+            .collect()
+    }
+
     /// The next row (emitted columns only) and whether it is past the onset.
     pub fn next_row(&mut self) -> (Vec<f64>, bool) {
         let row = self.next_row;
         self.next_row += 1;
-        self.copula
-            .sample_into(&mut self.rng, &mut self.normals, &mut self.full);
-        let mut drifted = false;
+        let drifted = self.scenario.as_ref().is_some_and(|s| s.is_drifted(row));
+        self.copula.sample_with(
+            &mut self.rng,
+            &mut self.missing_rng,
+            &mut self.normals,
+            &mut self.full,
+            self.scenario
+                .as_ref()
+                .filter(|_| drifted)
+                .and_then(Scenario::overrides),
+        );
         if let Some(s) = &self.scenario {
             s.apply(row, &mut self.full);
-            drifted = s.is_drifted(row);
         }
         (
             self.columns.iter().map(|&i| self.full[i]).collect(),

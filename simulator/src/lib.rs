@@ -9,6 +9,7 @@
 //! [`calibrate::run`] is the calibration mode (false-alarm rounds and detection delays of
 //! the alarm rules on references drawn from a known model).
 
+pub mod body;
 pub mod calibrate;
 pub mod cli;
 pub mod copula;
@@ -17,6 +18,7 @@ pub mod load;
 pub mod marginal;
 pub mod normal;
 pub mod progress;
+pub mod reference;
 pub mod scenario;
 pub mod summary;
 pub mod target;
@@ -29,11 +31,10 @@ use anyhow::{bail, Context};
 use cli::{Mode, RowModel};
 use copula::Copula;
 use drift_core::dataset::DEFAULT_MONITOR;
-use drift_core::Dataset;
 use generator::Generator;
 use load::{LoadPlan, Pacing};
 use progress::{Display, Live};
-use scenario::Scenario;
+use scenario::{Scenario, ScenarioSpec};
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -70,40 +71,41 @@ pub async fn run_until(
             bail!("--mode predict logs rows to the default monitor {DEFAULT_MONITOR:?} only, not {:?}", args.monitor);
         }
     }
-    let reference = Dataset::breast_cancer().context("loading the reference data")?;
-    let seed = args.seed.unwrap_or_else(rand::random);
-    let copula = match args.model {
-        RowModel::Population => Copula::fit_population(&reference, seed),
-        RowModel::Reference => Copula::fit(&reference),
-    }
-    .context("fitting the row model")?;
     let timeout = Duration::from_secs_f64(args.timeout);
     let target = Target::new(args.target.clone(), timeout, args.concurrency as usize)?;
     let info = target.monitor(&args.monitor).await?;
+    let reference = reference::load(&args, &info)?;
+    let seed = args.seed.unwrap_or_else(rand::random);
+    let copula = match args.model {
+        RowModel::Population => Copula::fit_population(&reference.dataset, seed),
+        RowModel::Reference => Copula::fit(&reference.dataset),
+    }
+    .with_context(|| format!("fitting the row model to {}", reference.source))?;
     let columns = monitor_columns(&info, &copula)?;
     let drift_features = check_drift_features(&args, &info)?;
     let scenario = match args.onset_row() {
         Some(after) => {
             let index = |f: &String| copula.names().iter().position(|n| n == f);
             let features: Vec<usize> = drift_features.iter().filter_map(index).collect();
-            let (means, sds) = copula
-                .marginals()
-                .iter()
-                .map(|m| (m.mean(), m.sd()))
-                .unzip();
-            Some(Scenario::new(
-                args.drift_kind,
-                features,
-                args.drift_magnitude,
-                after,
-                args.ramp_rows,
-                args.swap_values,
-                means,
-                sds,
+            Some(Scenario::for_model(
+                ScenarioSpec {
+                    kind: args.drift_kind,
+                    features,
+                    magnitude: args.drift_magnitude,
+                    after,
+                    ramp_rows: args.ramp_rows,
+                    swap: args.swap_values,
+                    category: args.drift_category.clone(),
+                },
+                &copula,
             )?)
         }
         None => None,
     };
+    let drift_categories = scenario
+        .as_ref()
+        .map(|s| s.categories().to_vec())
+        .unwrap_or_default();
     let generator = Generator::new(copula, scenario, seed).with_columns(columns);
 
     let (cancel_tx, cancel_rx) = tokio_watch::channel(false);
@@ -175,6 +177,7 @@ pub async fn run_until(
         mode: args.mode,
         url,
         columns: generator.column_names(),
+        labels: generator.labels(),
         pacing: pacing.clone(),
     };
     let mut cancel_load = cancel_rx.clone();
@@ -216,7 +219,7 @@ pub async fn run_until(
         mode: args.mode,
         seed,
         model: args.model,
-        drift: DriftSummary::of(&args, drift_features),
+        drift: DriftSummary::of(&args, drift_features, drift_categories),
         monitor_params: info.params.clone(),
         start_rows: info.rows,
         pacing,
@@ -237,7 +240,7 @@ fn monitor_columns(info: &MonitorInfo, copula: &Copula) -> anyhow::Result<Vec<us
         .map(|f| {
             copula.names().iter().position(|n| n == f).with_context(|| {
                 format!(
-                    "monitor {:?} has feature {f:?}, which is not in the built-in {DEFAULT_MONITOR} reference the simulator draws rows from",
+                    "monitor {:?} has feature {f:?}, which is not in the reference the simulator draws rows from",
                     info.name
                 )
             })

@@ -6,6 +6,7 @@
 //! the server varies. That is why the onset is located from the server's answer (`seq`), not
 //! from the row number (see [`OnsetTracker`]).
 
+use crate::body::RowsBody;
 use crate::cli::Mode;
 use crate::generator::{Batch, Generator};
 use crate::progress::Live;
@@ -26,6 +27,8 @@ pub struct LoadPlan {
     pub mode: Mode,
     pub url: Url,
     pub columns: Vec<String>,
+    /// Per column, the category names by code (`None`: numeric); see [`RowsBody`].
+    pub labels: Vec<Option<Vec<String>>>,
     pub pacing: Pacing,
 }
 
@@ -95,12 +98,6 @@ pub struct LoadReport {
     pub rows_accepted_before_onset: u64,
     /// The run was stopped early (Ctrl-C).
     pub interrupted: bool,
-}
-
-#[derive(Serialize)]
-struct Body<'a> {
-    columns: &'a [String],
-    data: &'a [Vec<f64>],
 }
 
 #[derive(Deserialize)]
@@ -234,9 +231,10 @@ async fn request_loop(
             rx.recv().await
         };
         let Some(batch) = batch else { return };
-        let body = match serde_json::to_vec(&Body {
+        let body = match serde_json::to_vec(&RowsBody {
             columns: &plan.columns,
-            data: &batch.rows,
+            labels: &plan.labels,
+            rows: &batch.rows,
         }) {
             Ok(b) => b,
             Err(e) => {

@@ -118,6 +118,79 @@ impl Marginal {
     }
 }
 
+/// A categorical feature's marginal: its categories' shares (of the present values) and
+/// their running sums, so that a uniform maps to a category by inversion, as a numeric
+/// value does through [`Marginal::quantile`]. Category `c` is the index in the reference's
+/// sorted category list, the code the monitor gives it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Shares {
+    shares: Vec<f64>,
+    cumulative: Vec<f64>,
+}
+
+impl Shares {
+    /// The shares of codes `0..k` among `codes` (present values only), each weighing the
+    /// same or `weights[i]` (the population draw).
+    pub fn fit_weighted(codes: &[f64], k: usize, weights: Option<&[f64]>) -> anyhow::Result<Self> {
+        if k == 0 {
+            bail!("no categories");
+        }
+        if let Some(w) = weights {
+            if w.len() != codes.len() || w.iter().any(|w| !w.is_finite() || *w <= 0.0) {
+                bail!("need one positive finite weight per value");
+            }
+        }
+        let mut mass = vec![0.0; k];
+        for (i, &c) in codes.iter().enumerate() {
+            if !(c >= 0.0 && c.fract() == 0.0 && (c as usize) < k) {
+                bail!("category code {c} is not one of 0..{k}");
+            }
+            mass[c as usize] += weights.map_or(1.0, |w| w[i]);
+        }
+        Self::new(mass)
+    }
+
+    /// Shares proportional to `mass` (non-negative, not all zero).
+    pub fn new(mass: Vec<f64>) -> anyhow::Result<Self> {
+        if mass.iter().any(|m| !m.is_finite() || *m < 0.0) {
+            bail!("category masses must be finite and non-negative");
+        }
+        let total: f64 = mass.iter().sum();
+        if total <= 0.0 {
+            bail!("no category has any mass");
+        }
+        let shares: Vec<f64> = mass.iter().map(|m| m / total).collect();
+        let mut cumulative = Vec::with_capacity(shares.len());
+        let mut run = 0.0;
+        for s in &shares {
+            run += s;
+            cumulative.push(run);
+        }
+        Ok(Shares { shares, cumulative })
+    }
+
+    /// Each category's share, by code.
+    pub fn shares(&self) -> &[f64] {
+        &self.shares
+    }
+
+    pub fn len(&self) -> usize {
+        self.shares.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.shares.is_empty()
+    }
+
+    /// The category (code) at uniform `u`: the first whose running share exceeds `u`,
+    /// skipping categories of share 0.
+    pub fn category(&self, u: f64) -> usize {
+        let i = self.cumulative.partition_point(|&c| c <= u);
+        let last = self.shares.iter().rposition(|s| *s > 0.0).unwrap_or(0);
+        i.min(last)
+    }
+}
+
 /// Knots of the interpolated quantile function of sorted (value, weight) pairs.
 ///
 /// Each distinct value `v_j` (weight `c_j`, weight `C_j` below it, `m` in all; with equal
@@ -214,6 +287,20 @@ mod tests {
         let m = Marginal::fit(&[-1.0, 0.0, 1.0]).unwrap();
         assert!(m.quantile(0.0) < -1.0);
         assert!(m.quantile(1.0) > 1.0);
+    }
+
+    #[test]
+    fn shares_invert_a_uniform() {
+        let s = Shares::fit_weighted(&[0.0, 1.0, 1.0, 2.0], 3, None).unwrap();
+        assert_eq!(s.shares(), [0.25, 0.5, 0.25]);
+        assert_eq!((s.category(0.0), s.category(0.24)), (0, 0));
+        assert_eq!((s.category(0.25), s.category(0.74)), (1, 1));
+        assert_eq!((s.category(0.75), s.category(1.0)), (2, 2));
+        let gap = Shares::new(vec![1.0, 0.0, 0.0]).unwrap();
+        assert_eq!(gap.category(0.999_999), 0);
+        assert_eq!(gap.category(1.0), 0, "never a category of share 0");
+        assert!(Shares::fit_weighted(&[3.0], 3, None).is_err());
+        assert!(Shares::new(vec![0.0, 0.0]).is_err());
     }
 
     #[test]

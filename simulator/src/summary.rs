@@ -56,11 +56,16 @@ pub struct DriftSettings {
     pub ramp_rows: Option<u64>,
     /// Swap only.
     pub swap_values: Option<SwapValues>,
+    /// category-share and new-category: per drift feature, the category whose share moved
+    /// or that appeared.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub categories: Option<Vec<String>>,
 }
 
 impl DriftSummary {
-    /// The drift asked for by `args`, on `features` (the checked drift features).
-    pub fn of(args: &Args, features: Vec<String>) -> Self {
+    /// The drift asked for by `args`, on `features` (the checked drift features), with
+    /// the scenario's `categories` (empty for the kinds that name none).
+    pub fn of(args: &Args, features: Vec<String>, categories: Vec<String>) -> Self {
         let kind = args.drift.then_some(args.drift_kind);
         let uses = |k: DriftKind| kind == Some(k);
         DriftSummary {
@@ -74,6 +79,7 @@ impl DriftSummary {
                 after: args.onset_row(),
                 ramp_rows: uses(DriftKind::Gradual).then_some(args.ramp_rows),
                 swap_values: uses(DriftKind::Swap).then_some(args.swap_values),
+                categories: (!categories.is_empty()).then_some(categories),
             },
         }
     }
@@ -158,13 +164,16 @@ impl Summary {
             self.seed
         );
         if self.drift.enabled {
-            let kind = self
+            let kind = self.drift.kind.map_or("-", |k| k.as_str());
+            let category = self
                 .drift
-                .kind
-                .map_or("-".into(), |k| format!("{k:?}").to_lowercase());
+                .settings
+                .categories
+                .as_ref()
+                .map_or(String::new(), |c| format!(" (category {})", c.join(",")));
             let _ = writeln!(
                 s,
-                "  drift:      {kind} of {} by {} after {} rows",
+                "  drift:      {kind} of {}{category} by {} after {} rows",
                 self.drift.features.join(","),
                 opt(self.drift.settings.magnitude),
                 opt(self.drift.settings.after)
@@ -224,9 +233,15 @@ impl Summary {
             let _ = writeln!(s, "  onset:      {onset}");
             let d = &w.detection;
             if d.detected {
+                let signals: Vec<&str> = d.signals.iter().map(|k| k.as_str()).collect();
+                let by = match signals.as_slice() {
+                    [] => String::new(),
+                    ["distribution"] => "distribution signal, ".to_string(),
+                    _ => format!("{} signal; distribution ", signals.join("+")),
+                };
                 let _ = writeln!(
                     s,
-                    "  detection:  {} at seq {} (p = {:.3e}): {} rows, {} s after the onset",
+                    "  detection:  {} at seq {} ({by}p = {:.3e}): {} rows, {} s after the onset",
                     opt(d.feature.as_deref()),
                     opt(d.seq),
                     d.p_value.unwrap_or(f64::NAN),

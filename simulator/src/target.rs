@@ -2,8 +2,10 @@
 //! pages, and the classification of failures into error kinds.
 
 use anyhow::{anyhow, bail, Context};
+use drift_core::FeatureKind;
 use reqwest::{Client, StatusCode, Url};
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 /// What the simulator needs to know about the monitor it streams to.
@@ -17,6 +19,10 @@ pub struct MonitorInfo {
     pub rows: u64,
     /// Evaluation jobs skipped as stale so far (a counter kept in Redis).
     pub stale_jobs: u64,
+    /// Every feature's kind (empty from a server that predates kinds: all numeric).
+    pub kinds: BTreeMap<String, FeatureKind>,
+    /// Each categorical feature's reference categories.
+    pub categories: BTreeMap<String, Vec<String>>,
 }
 
 /// The monitor's evaluation parameters (as the summary reports them).
@@ -125,6 +131,8 @@ impl Target {
             },
             rows: view.rows,
             stale_jobs: view.counters.stale,
+            kinds: view.kinds,
+            categories: view.categories,
         })
     }
 

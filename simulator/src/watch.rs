@@ -16,6 +16,7 @@
 
 use crate::progress::{Display, Live};
 use crate::target::{HistoryEntry, MonitorInfo, Target, HISTORY_PAGE};
+use drift_core::results::SignalKind;
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::sync::Arc;
@@ -251,8 +252,13 @@ pub struct Detection {
     pub seq: Option<u64>,
     #[serde(rename = "detection_feature")]
     pub feature: Option<String>,
+    /// The distribution signal's p-value (KS, or chi-square for a categorical feature).
     #[serde(rename = "detection_p_value")]
     pub p_value: Option<f64>,
+    /// The signals that flagged it: `distribution`, `missing` (empty from a server that
+    /// predates signals).
+    #[serde(rename = "detection_signals")]
+    pub signals: Vec<SignalKind>,
     /// Rows from the onset through the boundary that flagged it (`seq − onset + 1`).
     pub delay_rows: Option<u64>,
     /// Server evaluation time minus the time the onset batch was acknowledged.
@@ -267,6 +273,7 @@ impl Detection {
             seq: Some(d.seq),
             feature: Some(d.feature.clone()),
             p_value: Some(d.p_value),
+            signals: d.signals.clone(),
             delay_rows: Some(d.seq - onset.seq + 1),
             delay_seconds: (d.evaluated_at > 0.0 && onset.at > 0.0)
                 .then_some(d.evaluated_at - onset.at),
@@ -371,6 +378,7 @@ mod tests {
             episode: drifted,
             features_drifting: 0,
             evaluated_at: 100.0 + seq as f64 / 100.0,
+            signals: Vec::new(),
         }
     }
 
@@ -387,6 +395,8 @@ mod tests {
             },
             rows: start_rows,
             stale_jobs: 0,
+            kinds: Default::default(),
+            categories: Default::default(),
         };
         WatchParams {
             monitor,

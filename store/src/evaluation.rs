@@ -8,7 +8,7 @@ use crate::keys::GROUP;
 use crate::reply::{int, text};
 use crate::{Store, StoreError};
 use deadpool_redis::redis::{self, Value};
-use drift_core::alarm::{dataset_drift_min_features, decide, episode_lookback, flag};
+use drift_core::alarm::{dataset_drift_min_features, decide, episode_lookback};
 use drift_core::{Evaluation, MonitorConfig};
 use std::time::Duration;
 
@@ -96,16 +96,7 @@ impl Flags {
             return Flags::Own(
                 evaluated
                     .iter()
-                    .map(|e| {
-                        flag(
-                            params.correction,
-                            params.alpha,
-                            nf,
-                            e.evaluation.p_value,
-                            e.evaluation.statistic,
-                            cfg.threshold(e.job.feature),
-                        )
-                    })
+                    .map(|e| e.evaluation.flag(params.correction, params.alpha, nf))
                     .collect(),
             );
         }
@@ -113,7 +104,7 @@ impl Flags {
         ps.resize(nf, None);
         for e in evaluated {
             if let Some(p) = ps.get_mut(e.job.feature) {
-                *p = Some(e.evaluation.p_value);
+                *p = Some(e.evaluation.p_feature).filter(|p| !p.is_nan());
             }
         }
         Flags::All {
@@ -399,6 +390,14 @@ impl Store {
                 Flags::Own(f) => f.get(i).copied().unwrap_or(false),
                 Flags::All { .. } => false,
             };
+            let mut details = e.details.clone();
+            details.mark_fired(true, params.correction);
+            let fired: Vec<&str> = details.fired().iter().map(|s| s.as_str()).collect();
+            for s in &mut details.signals {
+                s.fired = false;
+            }
+            let details = serde_json::to_string(&details)
+                .map_err(|e| StoreError::Protocol(format!("details do not serialize: {e}")))?;
             // `{:?}` prints the shortest representation that parses back to the same f64.
             inv.arg(&ev.job.id)
                 .arg(ev.job.feature)
@@ -409,12 +408,16 @@ impl Store {
                 .arg(e.statistic_sign)
                 .arg(e.window_rows)
                 .arg(e.method)
-                .arg(
-                    cfg.threshold(ev.job.feature)
-                        .map_or(String::new(), |c| format!("{c:?}")),
-                )
+                .arg(e.threshold.map_or(String::new(), |c| format!("{c:?}")))
                 .arg(round)
-                .arg(if own { "1" } else { "0" });
+                .arg(if own { "1" } else { "0" })
+                .arg(if e.p_feature.is_nan() {
+                    String::new()
+                } else {
+                    format!("{:?}", e.p_feature)
+                })
+                .arg(details)
+                .arg(fired.join(","));
         }
         let reply: Vec<Value> = self.invoke(inv).await?;
         match reply.first().and_then(text).as_deref() {

@@ -4,8 +4,25 @@
 use crate::keys::GROUP;
 use crate::{Store, StoreError};
 use deadpool_redis::redis::{self, Value};
-use drift_core::{FeatureResult, HistoryEntry, MonitorConfig, MonitorState, MonitorStatus};
+use drift_core::{
+    Details, FeatureResult, HistoryEntry, MonitorConfig, MonitorState, MonitorStatus, SignalKind,
+};
 use std::collections::HashMap;
+
+/// A result's details as stored, with the signals that made it flagged marked from its
+/// stored flag (which a rule over every feature may have changed since); results stored
+/// before details existed get the kind alone.
+fn details(h: &HashMap<String, String>, cfg: &MonitorConfig) -> Details {
+    let mut d: Details = h
+        .get("x")
+        .and_then(|x| serde_json::from_str(x).ok())
+        .unwrap_or_default();
+    d.mark_fired(
+        h.get("drifted").is_some_and(|v| v == "1"),
+        cfg.params.correction,
+    );
+    d
+}
 
 /// Pipeline health of one monitor's job stream.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -79,6 +96,7 @@ impl Store {
                     evaluated_at: num(h, "evaluated_at").unwrap_or(0.0),
                     evaluations: int(h, "evaluations"),
                     detections: int(h, "detections"),
+                    details: details(h, cfg),
                 })
             })
             .collect();
@@ -129,6 +147,10 @@ impl Store {
                     episode: h.get("e").is_some_and(|v| v == "1"),
                     features_drifting: h.get("drifting").and_then(|v| v.parse().ok()).unwrap_or(0),
                     evaluated_at: num("t").unwrap_or(0.0),
+                    signals: h
+                        .get("sig")
+                        .map(|s| s.split(',').filter_map(SignalKind::parse).collect())
+                        .unwrap_or_default(),
                 })
             })
             .collect())

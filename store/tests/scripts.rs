@@ -3,7 +3,10 @@
 //! feature).
 
 use drift_core::alarm::{decide, episode_lookback, starts_episode};
-use drift_core::{Correction, Dataset, Evaluation, MonitorConfig, MonitorSpec, Params};
+use drift_core::{
+    Correction, Dataset, Details, Evaluation, MonitorConfig, MonitorSpec, Params, Signal,
+    SignalKind,
+};
 use drift_store::{
     Caps, Evaluated, Flags, Job, JobRead, Recorded, RedisArgs, Registered, SkipKind, Store, Tally,
     WindowsRead,
@@ -263,6 +266,7 @@ fn next(state: &mut u64) -> f64 {
     (*state >> 11) as f64 / (1u64 << 53) as f64
 }
 
+/// An evaluation of p-value `p`, without signals: the feature p-value is `p` itself.
 fn evaluation(p: f64) -> Evaluation {
     Evaluation {
         p_value: p,
@@ -271,6 +275,9 @@ fn evaluation(p: f64) -> Evaluation {
         statistic_sign: 1,
         window_rows: 2,
         method: "exact",
+        p_feature: p,
+        threshold: None,
+        details: Details::default(),
     }
 }
 
@@ -404,6 +411,15 @@ async fn ert_flags_statistics_at_the_threshold_and_counts_episodes_as_the_alarm_
             let mut e = evaluation(0.5);
             // Exactly at the threshold counts as an exceedance; just below does not.
             e.statistic = if above(job) { c } else { c * (1.0 - 1e-12) };
+            e.threshold = Some(c);
+            e.details.signals = vec![Signal {
+                signal: SignalKind::Distribution,
+                test: "ks".into(),
+                statistic: Some(e.statistic),
+                threshold: Some(c),
+                p_value: Some(0.5),
+                fired: false,
+            }];
             e
         };
         let batch: Vec<Evaluated> = jobs

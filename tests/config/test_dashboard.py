@@ -31,6 +31,12 @@ NEEDED_METRICS = [
     "drift_alarm_episodes_total",
     "drift_monitor_ert_rounds",
     "drift_evaluation_rounds_total",
+    # Mixed feature kinds: missing values, unseen categories, effect sizes.
+    "drift_feature_info",
+    "drift_feature_missing_share",
+    "drift_feature_unseen_share",
+    "drift_feature_effect",
+    "drift_feature_signal_fired",
 ]
 
 # Sample series for evaluating every dashboard query (test_dashboard_queries_return_data),
@@ -70,7 +76,18 @@ _FEATURE_SERIES = {
     "drift_alarm_episodes_total": "0x{n}",
     "drift_feature_result_age_seconds": "0.4x{n}",
     "drift_feature_result_lag_rows": "60x{n}",
+    "drift_feature_missing_share": "0.05x{n}",
+    "drift_feature_reference_missing_share": "0.04x{n}",
+    "drift_feature_unseen_share": "0.01x{n}",
 }
+# Feature series with one more label: (metric, label, values of the label, samples).
+_LABELLED_FEATURE_SERIES = [
+    ("drift_feature_info", "kind", ["numeric"], "1x{n}"),
+    ("drift_feature_effect", "measure", ["wasserstein_normed", "psi", "jensen_shannon"], "0.03x{n}"),
+    ("drift_feature_signal_statistic", "signal", ["distribution", "missing"], "0.02x{n}"),
+    ("drift_feature_signal_threshold", "signal", ["distribution", "missing"], "0.15x{n}"),
+    ("drift_feature_signal_fired", "signal", ["distribution", "missing"], "0x{n}"),
+]
 _OTHER_SERIES = [
     (f"drift_redis_up{{{_EXPORTER}}}", "1x{n}"),
     (f'up{{{_EXPORTER}}}', "1x{n}"),
@@ -101,6 +118,10 @@ def sample_series() -> list[dict]:
         for metric, values in _FEATURE_SERIES.items():
             out.append((f'{metric}{{{_EXPORTER},monitor="{SAMPLE_MONITOR}",feature="{feature}"}}',
                         values))
+        for metric, label, label_values, values in _LABELLED_FEATURE_SERIES:
+            for lv in label_values:
+                out.append((f'{metric}{{{_EXPORTER},monitor="{SAMPLE_MONITOR}",'
+                            f'feature="{feature}",{label}="{lv}"}}', values))
     out += _OTHER_SERIES
     return [{"series": s, "values": v.format(n=SAMPLE_STEPS)} for s, v in out]
 

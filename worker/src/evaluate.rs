@@ -10,7 +10,7 @@
 //! falls behind keeps every feature's result recent instead of skipping everything.
 
 use crate::metrics::WorkerMetrics;
-use drift_core::ks::{Alternative, EffectiveMethod, Method, Reference};
+use drift_core::evaluate::{evaluate, Context, FeatureReference, KsThresholds};
 use drift_core::{Evaluation, MonitorConfig};
 use drift_store::{
     Evaluated, Flags, Job, JobRead, Poison, Recorded, SkipKind, Snapshot, Store, StoreError, Tally,
@@ -46,8 +46,8 @@ pub enum JobError {
     Poison(String),
 }
 
-/// A sorted reference and the monitor version it belongs to.
-type VersionedReference = (String, Arc<Reference>);
+/// A prepared reference and the monitor version it belongs to.
+type VersionedReference = (String, Arc<FeatureReference>);
 
 /// What became of the jobs of a batch, for the metrics.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -81,33 +81,15 @@ pub struct Evaluator {
     pub metrics: Arc<WorkerMetrics>,
     pool: rayon::ThreadPool,
     configs: Mutex<HashMap<String, (Instant, Arc<MonitorConfig>)>>,
-    /// Sorted references per (monitor, feature), with the version they belong to.
+    /// Prepared references per (monitor, feature), with the version they belong to.
     refs: Mutex<HashMap<(String, String), VersionedReference>>,
+    thresholds: Arc<KsThresholds>,
 }
 
 fn now_secs() -> f64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0.0, |d| d.as_secs_f64())
-}
-
-/// One KS test. Runs on the pool's threads.
-fn evaluate_window(reference: &Reference, values: &mut [f64]) -> Result<Evaluation, String> {
-    let n = values.len();
-    let res = reference
-        .evaluate(values, Alternative::TwoSided, Method::Auto)
-        .map_err(|e| format!("evaluation failed: {e}"))?;
-    Ok(Evaluation {
-        p_value: res.pvalue,
-        statistic: res.statistic,
-        statistic_location: res.statistic_location,
-        statistic_sign: res.statistic_sign,
-        window_rows: n,
-        method: match res.effective_method {
-            EffectiveMethod::Exact => "exact",
-            EffectiveMethod::Asymptotic => "asymptotic",
-        },
-    })
 }
 
 impl Evaluator {
@@ -127,6 +109,7 @@ impl Evaluator {
             pool,
             configs: Mutex::new(HashMap::new()),
             refs: Mutex::new(HashMap::new()),
+            thresholds: Arc::new(KsThresholds::default()),
         })
     }
 
@@ -164,9 +147,9 @@ impl Evaluator {
         &self,
         cfg: &MonitorConfig,
         features: &[usize],
-    ) -> Result<Option<Vec<Result<Arc<Reference>, String>>>, StoreError> {
+    ) -> Result<Option<Vec<Result<Arc<FeatureReference>, String>>>, StoreError> {
         let key = |i: usize| (cfg.name.clone(), cfg.features[i].clone());
-        let mut found: Vec<Option<Result<Arc<Reference>, String>>> = match self.refs.lock() {
+        let mut found: Vec<Option<Result<Arc<FeatureReference>, String>>> = match self.refs.lock() {
             Ok(m) => features
                 .iter()
                 .map(|&i| {
@@ -193,7 +176,7 @@ impl Evaluator {
                     break;
                 };
                 let r = values.and_then(|v| {
-                    Reference::from_sorted(v)
+                    FeatureReference::new(cfg.kind(i), v, cfg.categories(i))
                         .map(Arc::new)
                         .map_err(|e| format!("reference of {}: {e}", cfg.features[i]))
                 });
@@ -206,17 +189,24 @@ impl Evaluator {
         Ok(found.into_iter().collect::<Option<Vec<_>>>())
     }
 
-    /// Runs the KS tests of a batch on the pool; one result per window, in order.
+    /// Runs the tests of a batch on the pool; one result per window, in order.
     async fn evaluate_all(
         &self,
-        work: Vec<(Arc<Reference>, Vec<f64>)>,
+        cfg: Arc<MonitorConfig>,
+        work: Vec<(Arc<FeatureReference>, usize, Vec<f64>)>,
     ) -> Result<Vec<Result<Evaluation, String>>, JobError> {
         let (tx, rx) = tokio::sync::oneshot::channel();
+        let thresholds = self.thresholds.clone();
         self.pool.spawn(move || {
             let out: Vec<Result<Evaluation, String>> = work
                 .into_par_iter()
-                .map(|(r, mut values)| {
-                    catch_unwind(AssertUnwindSafe(|| evaluate_window(&r, &mut values)))
+                .map(|(r, feature, values)| {
+                    let ctx = Context {
+                        config: &cfg,
+                        feature,
+                        thresholds: &thresholds,
+                    };
+                    catch_unwind(AssertUnwindSafe(|| evaluate(&r, &ctx, values)))
                         .unwrap_or_else(|_| Err("evaluation panicked".into()))
                 })
                 .collect();
@@ -231,7 +221,7 @@ impl Evaluator {
     /// evaluated go to `skipped` (or to the dead letters, counted in `out`).
     async fn read_and_evaluate(
         &self,
-        cfg: &MonitorConfig,
+        cfg: &Arc<MonitorConfig>,
         jobs: Vec<Job>,
         skipped: &mut Vec<(String, SkipKind)>,
         out: &mut Outcomes,
@@ -264,7 +254,7 @@ impl Evaluator {
                     );
                 }
                 (JobRead::Window { seq, values }, Ok(reference)) => {
-                    work.push((reference, values));
+                    work.push((reference, job.feature, values));
                     windows.push((job, seq));
                 }
                 (JobRead::Skip(kind, reason), _) => {
@@ -273,7 +263,7 @@ impl Evaluator {
                 }
             }
         }
-        let results = self.evaluate_all(work).await?;
+        let results = self.evaluate_all(cfg.clone(), work).await?;
         let mut evaluated = Vec::with_capacity(results.len());
         for ((job, seq), res) in windows.into_iter().zip(results) {
             match res {

@@ -4,7 +4,7 @@
 //! come from Redis, so they are global and survive restarts of any process. When Redis
 //! cannot be read in time, only `drift_redis_up 0` is served (never a 500 or a hang).
 
-use drift_core::{Correction, MonitorConfig, MonitorStatus};
+use drift_core::{Correction, Details, MonitorConfig, MonitorStatus};
 use drift_service::metrics::registered;
 use drift_store::{JobsInfo, Store, StoreError};
 use prometheus::core::Collector;
@@ -38,6 +38,14 @@ struct Families {
     alarm: GaugeVec,
     episodes: IntCounterVec,
     ert: GaugeVec,
+    info: GaugeVec,
+    missing_share: GaugeVec,
+    reference_missing_share: GaugeVec,
+    unseen_share: GaugeVec,
+    effect: GaugeVec,
+    signal_statistic: GaugeVec,
+    signal_threshold: GaugeVec,
+    signal_fired: GaugeVec,
     up: prometheus::Gauge,
 }
 
@@ -58,9 +66,18 @@ impl Families {
         let r = Registry::new();
         let mf = &["monitor", "feature"];
         let m = &["monitor"];
+        let ms = &["monitor", "feature", "signal"];
         Ok(Families {
-            p_value: family(&r, GaugeVec::new, "drift_feature_p_value", "Latest KS p-value of the feature's window against the reference", mf)?,
-            statistic: family(&r, GaugeVec::new, "drift_feature_statistic", "Latest KS statistic D", mf)?,
+            info: family(&r, GaugeVec::new, "drift_feature_info", "1 for every monitored feature, labelled with its kind (numeric or categorical)", &["monitor", "feature", "kind"])?,
+            missing_share: family(&r, GaugeVec::new, "drift_feature_missing_share", "Share of missing values in the feature's latest evaluated window", mf)?,
+            reference_missing_share: family(&r, GaugeVec::new, "drift_feature_reference_missing_share", "Share of missing values in the feature's reference", mf)?,
+            unseen_share: family(&r, GaugeVec::new, "drift_feature_unseen_share", "Categorical features: share of the latest window's present values that are no reference category", mf)?,
+            effect: family(&r, GaugeVec::new, "drift_feature_effect", "Effect size of the latest evaluation (reported, never alarmed on): wasserstein_normed, psi, jensen_shannon", &["monitor", "feature", "measure"])?,
+            signal_statistic: family(&r, GaugeVec::new, "drift_feature_signal_statistic", "Latest statistic of each signal: distribution (KS D or total variation) and missing (change of the missing share)", ms)?,
+            signal_threshold: family(&r, GaugeVec::new, "drift_feature_signal_threshold", "Statistic at or above which the ert rule fires the signal, at the latest window", ms)?,
+            signal_fired: family(&r, GaugeVec::new, "drift_feature_signal_fired", "1 if the signal is why the feature is flagged", ms)?,
+            p_value: family(&r, GaugeVec::new, "drift_feature_p_value", "Latest p-value of the feature's distribution test: KS (numeric) or chi-square goodness of fit (categorical)", mf)?,
+            statistic: family(&r, GaugeVec::new, "drift_feature_statistic", "Latest distribution statistic: KS D (numeric) or total-variation distance (categorical)", mf)?,
             drifted: family(&r, GaugeVec::new, "drift_feature_drifted", "1 if the feature is flagged after the monitor's correction", mf)?,
             last_evaluated: family(&r, GaugeVec::new, "drift_feature_last_evaluated_timestamp_seconds", "When the feature was last evaluated", mf)?,
             evaluations: family(&r, IntCounterVec::new, "drift_evaluations_total", "Evaluations recorded", mf)?,
@@ -80,7 +97,7 @@ impl Families {
             rounds: family(&r, IntCounterVec::new, "drift_evaluation_rounds_total", "Evaluation boundaries crossed (one job per feature each)", m)?,
             alpha: family(&r, GaugeVec::new, "drift_monitor_alpha", "Family-wise significance level of the monitor", m)?,
             p_threshold: family(&r, GaugeVec::new, "drift_feature_p_value_threshold", "Per-feature p-value threshold of the per-evaluation rules: alpha / features under Bonferroni, alpha otherwise", m)?,
-            threshold: family(&r, GaugeVec::new, "drift_feature_threshold", "KS statistic at or above which the ert rule flags the feature", mf)?,
+            threshold: family(&r, GaugeVec::new, "drift_feature_threshold", "Distribution statistic at or above which the ert rule flags the feature, for a window without missing values", mf)?,
             alarm: family(&r, GaugeVec::new, "drift_feature_alarm", "1 from the start of an alarm episode until the feature is first back under its threshold", mf)?,
             episodes: family(&r, IntCounterVec::new, "drift_alarm_episodes_total", "Alarm episodes started: exceedances after none in the previous ceil(window/stride) rounds", mf)?,
             ert: family(&r, GaugeVec::new, "drift_monitor_ert_rounds", "Configured expected rounds between false-alarm rounds (ert rule)", m)?,
@@ -135,6 +152,12 @@ impl Families {
             if let Some(c) = cfg.threshold(i) {
                 self.threshold.with_label_values(&l).set(c);
             }
+            self.info
+                .with_label_values(&[m, f.as_str(), cfg.kind(i).as_str()])
+                .set(1.0);
+            self.reference_missing_share
+                .with_label_values(&l)
+                .set(cfg.reference_missing(i) as f64 / cfg.reference_rows.max(1) as f64);
             match r {
                 Some(r) => {
                     self.p_value.with_label_values(&l).set(r.p_value);
@@ -157,6 +180,7 @@ impl Families {
                     self.alarm
                         .with_label_values(&l)
                         .set(if r.alarm { 1.0 } else { 0.0 });
+                    self.add_details(m, f, &r.details);
                 }
                 None => {
                     // Counters exist from the start so that increase() sees the first step.
@@ -166,6 +190,43 @@ impl Families {
                     self.alarm.with_label_values(&l).set(0.0);
                 }
             }
+        }
+    }
+}
+
+impl Families {
+    fn add_details(&self, m: &str, f: &str, d: &Details) {
+        if d.signals.is_empty() {
+            // A result recorded before details existed.
+            return;
+        }
+        self.missing_share
+            .with_label_values(&[m, f])
+            .set(d.missing_share);
+        if let Some(u) = d.unseen_share {
+            self.unseen_share.with_label_values(&[m, f]).set(u);
+        }
+        let e = &d.effects;
+        for (measure, v) in [
+            ("wasserstein_normed", e.wasserstein_normed),
+            ("psi", e.psi),
+            ("jensen_shannon", e.jensen_shannon),
+        ] {
+            if let Some(v) = v {
+                self.effect.with_label_values(&[m, f, measure]).set(v);
+            }
+        }
+        for s in &d.signals {
+            let l = [m, f, s.signal.as_str()];
+            if let Some(v) = s.statistic {
+                self.signal_statistic.with_label_values(&l).set(v);
+            }
+            if let Some(c) = s.threshold {
+                self.signal_threshold.with_label_values(&l).set(c);
+            }
+            self.signal_fired
+                .with_label_values(&l)
+                .set(if s.fired { 1.0 } else { 0.0 });
         }
     }
 }

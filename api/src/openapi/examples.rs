@@ -22,10 +22,7 @@ fn first_row() -> (Vec<String>, Vec<f64>) {
 /// One row for `breast_cancer`, in the columns form.
 pub fn rows_batch() -> RowsBatch {
     let (columns, row) = first_row();
-    RowsBatch::Columns(Frame {
-        columns,
-        data: vec![row],
-    })
+    RowsBatch::Columns(Frame::numeric(columns, vec![row]))
 }
 
 /// The prototype's body, with scikit-learn's feature names.

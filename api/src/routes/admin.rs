@@ -33,7 +33,9 @@ pub(crate) const CLEAR_ERRORS: &[&[ErrorCode]] =
 
 /// Create or replace a monitor.
 ///
-/// The body is the reference CSV (a header line, numeric columns). 201 when created, 200
+/// The body is the reference CSV (a header line, then one row per line). A column is
+/// numeric when every value is a number, categorical otherwise (override with
+/// `categorical=` and `numeric=`); empty cells, `NA`, `null` and `NaN` are missing values. 201 when created, 200
 /// when replaced or unchanged. A new reference version clears the old results; workers
 /// pick the new reference up by its version.
 #[utoipa::path(
@@ -43,7 +45,7 @@ pub(crate) const CLEAR_ERRORS: &[&[ErrorCode]] =
     request_body(
         content = String,
         content_type = "text/csv",
-        description = "the reference data: a header line, then one numeric row per line",
+        description = "the reference data: a header line, then one row per line (numbers, categories, empty cells for missing values)",
         example = crate::openapi::examples::reference_csv,
     ),
     responses(
@@ -58,7 +60,7 @@ pub async fn put_monitor(
     ApiQuery(q): ApiQuery<PutMonitorQuery>,
     Body(body): Body,
 ) -> Result<(StatusCode, Json<PutMonitorAnswer>), ApiError> {
-    let ds = Dataset::from_csv(body.as_ref(), &q.excluded())
+    let ds = Dataset::from_csv_with(body.as_ref(), &q.csv_schema())
         .map_err(|e| ApiError::new(ErrorCode::InvalidReference, e.to_string()))?;
     let spec = MonitorSpec::new(&name, &ds, q.params(), st.limits.max_features)
         .map_err(|e| ApiError::new(ErrorCode::InvalidMonitor, e.to_string()))?;

@@ -6,7 +6,7 @@
 //! window.
 
 use super::{BATCH_ERRORS, INGEST_AUTH_ERRORS, STORE_ERRORS};
-use crate::batch::{json_error, ColumnsBatch};
+use crate::batch::{json_error, numeric_frame};
 use crate::error::{ApiError, ErrorCode};
 use crate::extract::Body;
 use crate::state::AppState;
@@ -47,10 +47,7 @@ pub async fn datadrift(
 ) -> Result<Json<DataDriftAnswer>, ApiError> {
     let parsed: DataDriftRequest = serde_json::from_slice(&body).map_err(json_error)?;
     let client_names = parsed.features.columns.clone();
-    let batch = ColumnsBatch {
-        columns: parsed.features.columns,
-        data: parsed.features.data,
-    };
+    let batch = numeric_frame(parsed.features.columns, parsed.features.data);
     let cfg = st.monitor(DEFAULT_MONITOR).await?;
     let columns = batch.into_feature_columns(&cfg, st.max_batch_rows, snake)?;
     let (cfg, done) = st.ingest(cfg, columns).await?;

@@ -17,12 +17,13 @@ pub(crate) const STORE_ERRORS: [ErrorCode; 2] = [ErrorCode::Internal, ErrorCode:
 pub(crate) const MONITOR_ERRORS: [ErrorCode; 2] = [ErrorCode::BadPath, ErrorCode::UnknownMonitor];
 
 /// What a batch of rows can be rejected for (body, parse, match against the features).
-pub(crate) const BATCH_ERRORS: [ErrorCode; 11] = [
+pub(crate) const BATCH_ERRORS: [ErrorCode; 12] = [
     ErrorCode::BadRequest,
     ErrorCode::UnsupportedMediaType,
     ErrorCode::PayloadTooLarge,
     ErrorCode::MalformedJson,
     ErrorCode::InvalidBatch,
+    ErrorCode::InvalidValue,
     ErrorCode::NonFiniteValue,
     ErrorCode::WrongArity,
     ErrorCode::MissingFeatures,

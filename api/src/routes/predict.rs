@@ -47,6 +47,20 @@ pub async fn predict(
     let Body(body) = body?;
     let batch = parse_rows_body(&body)?;
     let columns = batch.into_feature_columns(&cfg, MAX_PREDICT_ROWS, snake)?;
+    // Monitoring takes missing values; the demo model does not impute them.
+    if let Some((f, i)) = columns
+        .iter()
+        .enumerate()
+        .find_map(|(f, c)| c.iter().position(|v| v.is_nan()).map(|i| (f, i)))
+    {
+        return Err(ApiError::new(
+            ErrorCode::InvalidValue,
+            format!(
+                "row {i}, column `{}`: the model needs every value (null is only accepted for monitoring)",
+                cfg.features[f]
+            ),
+        ));
+    }
     let n = columns.first().map_or(0, Vec::len);
     let mut out = Vec::with_capacity(n);
     let mut rows = Vec::with_capacity(n);

@@ -59,7 +59,15 @@ async fn put_replace_reset_and_delete_a_monitor() {
         .await;
     c.error(put(&c, url, Some("wrong"), csv(0.0)), 403, "forbidden")
         .await;
-    for body in ["", "x,y\n1,oops\n", "x,x\n1,2\n"] {
+    // Empty; a column declared numeric with a word in it; a column without values;
+    // duplicate names.
+    let strict = format!("{url}&numeric=y");
+    for (url, body) in [
+        (url, ""),
+        (strict.as_str(), "x,y\n1,oops\n"),
+        (url, "x,y\n1,\n2,NA\n"),
+        (url, "x,x\n1,2\n"),
+    ] {
         let req = put(&c, url, Some(TOKEN), body.to_string());
         c.error(req, 422, "invalid_reference").await;
     }
@@ -221,13 +229,14 @@ async fn the_ert_rule_and_its_parameters_are_set_per_monitor() {
     assert_eq!(m["params"]["correction"], "ert");
     assert_eq!(m["params"]["ert"], 10000.0);
     assert_eq!(m["params"]["reference_confidence"], 0.95);
-    let c0 = drift_core::alarm::ert_threshold(569, 500, 30, 10_000.0, 0.95);
+    // Two signals per feature: 60 tests a round.
+    let c0 = drift_core::alarm::ert_threshold(569, 500, 60, 10_000.0, 0.95);
     assert_eq!(m["thresholds"]["mean_radius"].as_f64(), Some(c0));
     assert_eq!(m["thresholds"].as_object().map(|t| t.len()), Some(30));
 
     let url = "/v1/monitors/e?window=100&stride=20&exclude=label&ert=500&reference_confidence=0.9";
     let v: Value = c.call(put(&c, url, Some(TOKEN), csv(0.0)), 201).await;
-    let want = drift_core::alarm::ert_threshold(200, 100, 2, 500.0, 0.9);
+    let want = drift_core::alarm::ert_threshold(200, 100, 4, 500.0, 0.9);
     assert_eq!(v["monitor"]["thresholds"], json!([want, want]));
     let m: Value = c.get("/v1/monitors/e", 200).await;
     assert_eq!(m["thresholds"]["x"].as_f64(), Some(want));

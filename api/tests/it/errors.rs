@@ -61,15 +61,17 @@ async fn bad_requests_get_json_errors_and_change_nothing() {
     dup[1] = dup[0].clone();
     let mut text_cell: Vec<Value> = good_row().into_iter().map(|v| json!(v)).collect();
     text_cell[5] = json!("1.0");
-    let mut null_cell: Vec<Value> = good_row().into_iter().map(|v| json!(v)).collect();
-    null_cell[0] = Value::Null;
+    let mut bool_cell: Vec<Value> = good_row().into_iter().map(|v| json!(v)).collect();
+    bool_cell[0] = json!(true);
     let row_obj: serde_json::Map<String, Value> = f
         .iter()
         .cloned()
         .zip(good_row().into_iter().map(|v| json!(v)))
         .collect();
-    let mut row_missing = row_obj.clone();
-    row_missing.remove("mean_radius");
+    // A key left out is a missing value; an object where a number belongs is not.
+    let mut row_wrong = row_obj.clone();
+    row_wrong.remove("mean_radius");
+    row_wrong.insert("mean_texture".into(), json!({"v": 1}));
     let huge = vec![good_row(); 2000];
     let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
     let inf_body = format!(
@@ -215,15 +217,15 @@ async fn bad_requests_get_json_errors_and_change_nothing() {
             rows_url.clone(),
             j(json!({"columns": f, "data": [text_cell]})),
             422,
-            "invalid_batch",
+            "invalid_value",
         ),
         (
-            "null value",
+            "boolean value",
             "POST",
             rows_url.clone(),
-            j(json!({"columns": f, "data": [null_cell]})),
+            j(json!({"columns": f, "data": [bool_cell]})),
             422,
-            "invalid_batch",
+            "invalid_value",
         ),
         (
             "infinite value",
@@ -242,12 +244,12 @@ async fn bad_requests_get_json_errors_and_change_nothing() {
             "malformed_json",
         ),
         (
-            "rows missing a feature",
+            "rows with an object value",
             "POST",
             rows_url.clone(),
-            j(json!({"rows": [row_obj.clone(), row_missing]})),
+            j(json!({"rows": [row_obj.clone(), row_wrong]})),
             422,
-            "wrong_arity",
+            "invalid_value",
         ),
         (
             "both forms",
@@ -319,7 +321,7 @@ async fn bad_requests_get_json_errors_and_change_nothing() {
             format!("{api}/v1/predict"),
             j(json!({"columns": f, "data": [text_cell.clone()]})),
             422,
-            "invalid_batch",
+            "invalid_value",
         ),
         (
             "history bad cursor",

@@ -21,7 +21,7 @@ fn index(name: &str) -> usize {
 
 fn scenario(kind: DriftKind, features: &[&str], magnitude: f64, after: u64) -> Scenario {
     let c = copula();
-    let (means, sds) = c.marginals().iter().map(|m| (m.mean(), m.sd())).unzip();
+    let (means, sds) = c.means_sds();
     Scenario::new(
         kind,
         features.iter().map(|f| index(f)).collect(),

@@ -1,5 +1,6 @@
 //! Whole runs against a live API and two workers on a real Redis.
 
+use drift_core::SignalKind;
 use drift_sim::{run, Args};
 use drift_testkit::Stack;
 use std::time::{Duration, Instant};
@@ -257,4 +258,136 @@ async fn predict_mode_streams_to_the_model_and_errors_are_counted() {
         "{:?}",
         summary.counts.errors
     );
+}
+
+/// The example monitors config (data/monitors.toml: the penguins monitor, window 300,
+/// stride 50) on one API and two workers.
+async fn penguins_stack() -> Stack {
+    let config = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../data/monitors.toml");
+    Stack::builder()
+        .prefix("sim")
+        .apis(1)
+        .workers(2)
+        .api_config(move |c| c.monitors_config = Some(config.clone()))
+        .start()
+        .await
+}
+
+fn penguins_args(target: &str, extra: &[&str]) -> Args {
+    let reference = concat!(env!("CARGO_MANIFEST_DIR"), "/../data/penguins.csv");
+    let mut all = vec!["--monitor", "penguins", "--reference", reference];
+    all.extend_from_slice(extra);
+    args(target, &all)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn penguins_rows_stream_with_categories_and_missing_values_and_their_drift_is_flagged() {
+    let stack = penguins_stack().await;
+    let url = stack.api(0).url();
+    // No drift: every row accepted (strings for the categories, null for missing values:
+    // a value of the wrong kind would be a 422), no alarm.
+    let summary = run(penguins_args(
+        &url,
+        &[
+            "--drift", "false", "--rows", "1500", "--rate", RATE, "--watch",
+        ],
+    ))
+    .await
+    .unwrap();
+    let text = summary.render_text();
+    eprintln!("{text}");
+    assert_eq!(summary.counts.rows_accepted, 1500, "{text}");
+    assert!(summary.counts.errors.is_empty(), "{text}");
+    let w = summary.watch.as_ref().unwrap();
+    assert_eq!(w.false_alarms, 0, "{text}");
+    assert!(w.final_boundary_evaluated, "{text}");
+    // The window holds the generated shares: missing values reached the monitor.
+    let view: serde_json::Value = reqwest::get(format!("{url}/v1/monitors/penguins"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let sex = &view["results"]["sex"];
+    assert_eq!(sex["kind"], "categorical", "{sex}");
+    assert!(sex["missing_share"].as_f64().unwrap() > 0.0, "{sex}");
+
+    // Chinstrap's share 0.2 -> 0.6 from the 300th row on: flagged on species only.
+    let summary = run(penguins_args(
+        &url,
+        &[
+            "--drift",
+            "true",
+            "--drift-kind",
+            "category-share",
+            "--drift-features",
+            "species",
+            "--drift-category",
+            "Chinstrap",
+            "--drift-magnitude",
+            "0.6",
+            "--drift-after",
+            "300",
+            "--rows",
+            "1200",
+            "--rate",
+            RATE,
+            "--watch",
+        ],
+    ))
+    .await
+    .unwrap();
+    let text = summary.render_text();
+    eprintln!("{text}");
+    assert_eq!(summary.counts.rows_accepted, 1200, "{text}");
+    let w = summary.watch.as_ref().unwrap();
+    assert!(w.detection.detected, "{text}");
+    assert_eq!(w.detection.feature.as_deref(), Some("species"), "{text}");
+    assert!(w.detection.delay_rows.unwrap() <= 300, "{text}");
+
+    // Missing body masses 0.006 -> 0.3, and an island the reference never had.
+    for extra in [
+        &[
+            "--drift-kind",
+            "missing",
+            "--drift-features",
+            "body_mass_g",
+            "--drift-magnitude",
+            "0.3",
+        ][..],
+        &[
+            "--drift-kind",
+            "new-category",
+            "--drift-features",
+            "island",
+            "--drift-magnitude",
+            "0.3",
+        ],
+    ] {
+        let mut all = vec![
+            "--drift",
+            "true",
+            "--drift-after",
+            "300",
+            "--rows",
+            "1200",
+            "--rate",
+            RATE,
+            "--watch",
+        ];
+        all.extend_from_slice(extra);
+        let summary = run(penguins_args(&url, &all)).await.unwrap();
+        let text = summary.render_text();
+        eprintln!("{text}");
+        assert_eq!(summary.counts.rows_accepted, 1200, "{text}");
+        let w = summary.watch.as_ref().unwrap();
+        assert!(w.detection.detected, "{text}");
+        assert_eq!(w.detection.feature.as_deref(), Some(extra[3]), "{text}");
+        let signal = if extra[1] == "missing" {
+            SignalKind::Missing
+        } else {
+            SignalKind::Distribution
+        };
+        assert_eq!(w.detection.signals, [signal], "{text}");
+    }
 }

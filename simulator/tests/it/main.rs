@@ -3,3 +3,4 @@
 mod calibrate;
 mod generator;
 mod live;
+mod mixed;

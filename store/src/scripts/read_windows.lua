@@ -78,6 +78,8 @@ if ARGV[3] ~= '1' then
 end
 local snap = {redis.call('HGET', KEYS[3], 'rev') or '0'}
 for i = 1, nf do
-  snap[#snap + 1] = redis.call('HGET', KEYS[3 + i], 'p') or ''
+  -- The feature p-value (over its signals) when stored, else the distribution test's.
+  local r = redis.call('HMGET', KEYS[3 + i], 'pf', 'p')
+  snap[#snap + 1] = r[1] or r[2] or ''
 end
 return {'ok', out, snap}

@@ -18,9 +18,12 @@
 -- ARGV[6]=episode lookback in rounds ARGV[7]=mode ARGV[8]=rev ('all')
 -- ARGV[9]=flags ('all': one '0'/'1' per feature) ARGV[10]=skipped S ARGV[11]=evaluations E
 -- then S pairs: job id, 'stale'|'superseded'
--- then E groups of 12: job id, feature index (0-based), seq of the window, p, statistic,
+-- then E groups of 15: job id, feature index (0-based), seq of the window, p, statistic,
 -- location, sign, window rows, method, threshold ('' when the rule has none), round of the
--- feature (boundary index), own flag ('0'/'1'; 'own' mode)
+-- feature (boundary index), own flag ('0'/'1'; 'own' mode), feature p-value (over every
+-- signal; what rules over all features rank), details (JSON: kind, signals, shares,
+-- effect sizes; stored as is), signals that fire if the feature is flagged (for the
+-- history; comma-separated)
 -- Returns {'ok', evaluated, stale, superseded, duplicate} or {'conflict', rev, p_1, ..., p_nf}.
 local group, version, now = ARGV[1], ARGV[2], ARGV[3]
 local mode = ARGV[7]
@@ -42,14 +45,16 @@ local function skip(id, why)
   end
 end
 local eb = 12 + 2 * ns
+local G = 15
 local function field(e, k)
-  return ARGV[eb + 12 * e + k]
+  return ARGV[eb + G * e + k]
 end
 if current and mode == 'all' and ne > 0
     and (redis.call('HGET', KEYS[3], 'rev') or '0') ~= ARGV[8] then
   local out = {'conflict', redis.call('HGET', KEYS[3], 'rev') or '0'}
   for i = 1, nf do
-    out[#out + 1] = redis.call('HGET', KEYS[5 + i], 'p') or ''
+    local r = redis.call('HMGET', KEYS[5 + i], 'pf', 'p')
+    out[#out + 1] = r[1] or r[2] or ''
   end
   return out
 end
@@ -118,9 +123,12 @@ for _, e in ipairs(applied) do
   end
   redis.call('HSET', rk, 'seq', seq, 'p', field(e, 3), 'statistic', field(e, 4),
     'location', field(e, 5), 'sign', field(e, 6), 'n', field(e, 7), 'method', field(e, 8),
-    'evaluated_at', now, 'version', version, 'drifted', flagged and '1' or '0')
+    'evaluated_at', now, 'version', version, 'drifted', flagged and '1' or '0',
+    'pf', field(e, 12), 'x', field(e, 13))
   if threshold ~= '' then
     redis.call('HSET', rk, 'threshold', threshold)
+  else
+    redis.call('HDEL', rk, 'threshold')
   end
   redis.call('HINCRBY', rk, 'evaluations', 1)
   local episode = false
@@ -141,7 +149,8 @@ for _, e in ipairs(applied) do
   -- The evaluation history: what was decided for this feature at this window.
   redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[4], '*', 'f', fi - 1, 's', seq,
     'p', field(e, 3), 'd', field(e, 4), 'c', threshold, 'drifted', flagged and '1' or '0',
-    'e', episode and '1' or '0', 'drifting', drifting, 'v', version, 't', now)
+    'e', episode and '1' or '0', 'drifting', drifting, 'v', version, 't', now,
+    'sig', flagged and field(e, 14) or '')
   if tonumber(seq) > last_seq then last_seq = tonumber(seq) end
 end
 evaluated = #applied

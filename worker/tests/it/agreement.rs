@@ -3,7 +3,7 @@
 //! `drift_core::alarm` decides on the stored p-values (statistics and thresholds under
 //! `ert`), for every rule, and agree on alarm episodes.
 
-use drift_core::alarm::{dataset_drift_min_features, decide, flag};
+use drift_core::alarm::{dataset_drift_min_features, decide, feature_p_value};
 use drift_core::Correction;
 use drift_testkit::rows::*;
 use drift_testkit::Stack;
@@ -75,6 +75,11 @@ async fn check(correction: Correction) {
         .iter()
         .map(|f| result(f).map(|r| r.p_value))
         .collect();
+    // What the per-evaluation rules rank: each feature's p-value over its signals.
+    let pf: Vec<Option<f64>> = features
+        .iter()
+        .map(|f| result(f).map(|r| feature_p_value(r.details.signals.iter().map(|s| s.p_value))))
+        .collect();
     let api_flags: Vec<bool> = features
         .iter()
         .map(|f| result(f).is_some_and(|r| r.drifted))
@@ -85,12 +90,15 @@ async fn check(correction: Correction) {
             .enumerate()
             .map(|(i, f)| {
                 result(f).is_some_and(|r| {
+                    // No value is missing: the window's threshold is the full window's.
                     assert_eq!(r.threshold, cfg.threshold(i), "stored threshold of {f}");
-                    flag(correction, 0.0, 0, r.p_value, r.statistic, cfg.threshold(i))
+                    assert_eq!(r.details.signals[0].threshold, cfg.threshold(i));
+                    assert_eq!(r.details.signals[0].statistic, Some(r.statistic));
+                    r.details.signals.iter().any(|s| s.exceeds())
                 })
             })
             .collect(),
-        _ => decide(&p, cfg.params.alpha, correction),
+        _ => decide(&pf, cfg.params.alpha, correction),
     };
     assert_eq!(
         api_flags, want,

@@ -3,5 +3,6 @@
 mod agreement;
 mod faults;
 mod ks_cli;
+mod mixed;
 mod pipeline;
 mod soak;
