@@ -568,7 +568,7 @@ def report_failures(stack: Stack, failed: list[dict], events: list[tuple[str, fl
 
 
 def drain(stack: Stack, timeout: float = 90) -> None:
-    """No job pending and every feature evaluated at the newest boundary."""
+    """No evaluation job pending (every job acknowledged, taken-over ones included)."""
     wait_until("no evaluation job pending", lambda: stack.pending_total() == 0, timeout, 0.5)
 
 
