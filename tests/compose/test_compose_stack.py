@@ -25,8 +25,9 @@ at the end (tests/compose/conftest.py).
 
 Images: without a registry, scripts/offline-images.sh builds local stand-ins first (the
 test runs it unless DRIFT_COMPOSE_OFFLINE_IMAGES=0); when grafana/grafana is missing,
-docker-compose.offline.yml leaves Grafana out. Compose: `docker compose` (v2) when
-present, else `docker-compose` (v1, Debian's). Needs the host ports 8002 and 9090 free.
+docker-compose.offline.yml leaves Grafana out (DRIFT_COMPOSE_OFFLINE=1/0 forces either
+way). Compose: `docker compose` (v2) when present, else `docker-compose` (v1, Debian's).
+Needs the host ports 8002 and 9090 free (and 4000 with Grafana).
 Set DRIFT_COMPOSE_KEEP=1 to leave the stack running after the tests (no `down`).
 """
 from __future__ import annotations
@@ -211,7 +212,9 @@ class Stack:
         self.compose = compose_command()
         self.files = ["-f", "docker-compose.yml"]
         grafana = self.service_image("grafana")
-        self.offline = os.environ.get("DRIFT_COMPOSE_OFFLINE") == "1" or not image_exists(grafana)
+        # DRIFT_COMPOSE_OFFLINE=1 / 0 forces the offline override (no Grafana) on / off.
+        forced = os.environ.get("DRIFT_COMPOSE_OFFLINE")
+        self.offline = forced == "1" or (forced != "0" and not image_exists(grafana))
         if self.offline:
             self.files += ["-f", "docker-compose.offline.yml"]
         self.env = dict(os.environ)
