@@ -3,42 +3,50 @@
 #   docker build -t drift-monitor .
 #   docker compose up --build --scale api=10 --scale worker=4
 
+############################ skeleton ###########################
+# The workspace's manifests and lock file with placeholder targets: every crate (whatever
+# the members of Cargo.toml are) with its src/lib.rs, src/main.rs, src/bin/*, benches/*
+# ... replaced by stubs and every other source file left out. Its output changes only when
+# a manifest or the set of targets does, so the dependency layer below stays cached across
+# source edits.
+FROM rust:1.95-bookworm AS skeleton
+WORKDIR /src
+COPY . .
+RUN set -eux; \
+    find . -type f \( -name Cargo.toml -o -name Cargo.lock \) -printf '%h\n' | sort -u > /tmp/crates; \
+    mkdir /skeleton; \
+    while read -r dir; do \
+        mkdir -p "/skeleton/$dir"; \
+        cp "$dir"/Cargo.* "/skeleton/$dir/"; \
+        for target in "$dir"/build.rs "$dir"/src/lib.rs "$dir"/src/main.rs "$dir"/src/bin/*.rs \
+                      "$dir"/src/bin/*/main.rs "$dir"/benches/*.rs "$dir"/examples/*.rs \
+                      "$dir"/tests/*.rs "$dir"/tests/*/main.rs; do \
+            [ -f "$target" ] || continue; \
+            mkdir -p "/skeleton/$(dirname "$target")"; \
+            case "$target" in \
+                */src/lib.rs) echo '// placeholder for the dependency layer' ;; \
+                *) echo 'fn main() {}' ;; \
+            esac > "/skeleton/$target"; \
+        done; \
+    done < /tmp/crates
+
 ############################ builder ############################
 FROM rust:1.95-bookworm AS builder
 WORKDIR /src
 ENV CARGO_TERM_COLOR=never \
     CARGO_INCREMENTAL=0
 
-# 1) Dependency layer: only the manifests and the lock file, with placeholder sources, so
-#    that the (slow) build of the dependencies is cached until a manifest changes.
-COPY Cargo.toml Cargo.lock ./
-COPY core/Cargo.toml core/Cargo.toml
-COPY api/Cargo.toml api/Cargo.toml
-COPY worker/Cargo.toml worker/Cargo.toml
-COPY simulator/Cargo.toml simulator/Cargo.toml
-COPY testkit/Cargo.toml testkit/Cargo.toml
-RUN set -eux; \
-    for crate in core api worker simulator testkit; do \
-        mkdir -p "$crate/src"; \
-        echo '// placeholder for the dependency layer' > "$crate/src/lib.rs"; \
-    done; \
-    for crate in api worker simulator; do \
-        echo 'fn main() {}' > "$crate/src/main.rs"; \
-    done; \
-    mkdir -p core/benches && echo 'fn main() {}' > core/benches/ks.rs; \
-    cargo build --release --locked -p drift-api -p drift-worker -p drift-sim; \
-    rm -rf core/src api/src worker/src simulator/src testkit/src core/benches
+# 1) Dependency layer: the skeleton above, so that the (slow) build of the dependencies is
+#    cached until a manifest changes.
+COPY --from=skeleton /skeleton/ ./
+RUN cargo build --release --locked -p drift-api -p drift-worker -p drift-sim
 
-# 2) The real sources. COPY keeps the files' original mtimes, which can be older than the
-#    placeholder build above: touch them so cargo rebuilds the workspace crates.
-COPY core core
-COPY api api
-COPY worker worker
-COPY simulator simulator
-COPY testkit testkit
-COPY data data
+# 2) The real sources (.dockerignore keeps the deployment files, docs and tests out).
+#    COPY keeps the files' original mtimes, which can be older than the placeholder build
+#    above: touch them so cargo rebuilds the workspace crates.
+COPY . .
 RUN set -eux; \
-    find core api worker simulator testkit -type f -exec touch {} +; \
+    find . -path ./target -prune -o -type f -exec touch {} +; \
     cargo build --release --locked -p drift-api -p drift-worker -p drift-sim; \
     mkdir -p /out; \
     for bin in drift-api drift-worker drift-sim; do \

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 
-.PHONY: test deps lint fmt build release demo bench check-config stack-test schema-test stack
+.PHONY: test deps lint fmt build release demo bench check-config stack-test schema-test stack compose-test
 
 ## Installs what the tests need (Debian packages) when it is missing.
 deps:
@@ -29,6 +29,13 @@ check-config:
 stack-test:
 	$(CARGO) build -p drift-testkit --bin drift-stack
 	DRIFT_BIN_DIR="$${CARGO_TARGET_DIR:-target}/debug" python3 -m pytest -q -p no:cacheprovider tests/stack
+
+## docker-compose.yml for real on the Docker engine (tests/compose): local stand-in images
+## when no registry answers (scripts/offline-images.sh), the image build, the stack with
+## --scale api=10 --scale worker=4, drift through :8002 seen in Prometheus on :9090, kills,
+## scaling, a Redis restart and a network cut under load, `down -v`; prints a timeline.
+compose-test:
+	python3 -m pytest -q -s -p no:cacheprovider tests/compose
 
 ## Schemathesis against a live drift-api and redis-server: every answer to generated
 ## requests must match api/openapi.json (statuses, content types, bodies), no 5xx.

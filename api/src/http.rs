@@ -142,7 +142,29 @@ pub async fn serve(
         };
         tokio::spawn(conn.run(stream, permit));
     }
-    drop(listener);
+    // Connections the kernel completed but this loop did not accept yet may carry a request
+    // already (a gateway connects and sends at once, and does not re-send a POST): closing
+    // the listener would reset them, a 502 at the gateway for every one (seen while compose
+    // scaled the API down under load). Accept what is queued and answer one request on
+    // each; connections arriving after the listener is closed are refused, which the
+    // gateway retries on another replica.
+    if let Ok(queued) = listener.into_std() {
+        while let Ok((stream, _peer)) = queued.accept() {
+            let Ok(stream) = stream
+                .set_nonblocking(true)
+                .and_then(|()| TcpStream::from_std(stream))
+            else {
+                continue;
+            };
+            let _ = stream.set_nodelay(true);
+            let conn = Connection {
+                app: app.clone(),
+                limits,
+                stop: stop_rx.clone(),
+            };
+            tokio::spawn(conn.run(stream, Slot::Queued));
+        }
+    }
     // Every connection holds a receiver: they see the flag, finish and drop it.
     let _ = stop_tx.send(true);
     drop(stop_rx);
@@ -164,6 +186,8 @@ fn is_connection_error(e: &io::Error) -> bool {
 enum Slot {
     Normal(#[allow(dead_code)] OwnedSemaphorePermit),
     Overflow(#[allow(dead_code)] OwnedSemaphorePermit),
+    /// Taken from the accept queue at shutdown: one request, answered whatever the stop flag.
+    Queued,
 }
 
 /// What the idle watchdog of a connection knows.
@@ -186,6 +210,7 @@ impl Connection {
         let epoch = Instant::now();
         let activity = Arc::new(Activity::default());
         let overflow = matches!(slot, Slot::Overflow(_));
+        let queued = matches!(slot, Slot::Queued);
         let io = TokioIo::new(Wire::new(stream, activity.clone(), epoch));
         let service = Tracked {
             inner: TowerToHyperService::new(self.app.clone()),
@@ -201,7 +226,7 @@ impl Connection {
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
-            .keep_alive(!overflow);
+            .keep_alive(!overflow && !queued);
         let conn = builder.serve_connection(io, service);
         tokio::pin!(conn);
         let idle = self.limits.idle_timeout;
@@ -209,7 +234,9 @@ impl Connection {
             (idle / 4).clamp(Duration::from_millis(10), Duration::from_secs(1)),
         );
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut closing = *self.stop.borrow();
+        // A queued connection is accepted after the stop: hyper would close it before reading
+        // its request; without keep-alive it closes after that one request anyway.
+        let mut closing = *self.stop.borrow() && !queued;
         if closing {
             conn.as_mut().graceful_shutdown();
         }
@@ -221,7 +248,7 @@ impl Connection {
                     }
                     break;
                 }
-                changed = self.stop.changed(), if !closing => {
+                changed = self.stop.changed(), if !closing && !queued => {
                     if changed.is_err() || *self.stop.borrow() {
                         closing = true;
                         conn.as_mut().graceful_shutdown();

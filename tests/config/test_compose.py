@@ -308,3 +308,37 @@ def test_grafana_mounts_provisioning_and_dashboards(services):
     assert "grafana/provisioning" in m and "grafana/dashboards" in m, (
         "compose: grafana must mount grafana/provisioning and grafana/dashboards"
     )
+
+
+# ---- docker-compose 1.x and the offline override --------------------------------------------
+
+def test_no_top_level_name(compose):
+    # docker-compose 1.x (Debian's package) rejects the whole file over a top-level `name`.
+    assert "name" not in compose, (
+        "compose: no top-level `name:` (docker-compose 1.x refuses the file); "
+        "the project name comes from the directory, COMPOSE_PROJECT_NAME or -p"
+    )
+
+
+def test_offline_override_only_moves_grafana_to_a_profile(load_yaml, root):
+    doc = load_yaml(root / "docker-compose.offline.yml")
+    assert set(doc) == {"services"}, f"docker-compose.offline.yml: unexpected keys {sorted(doc)}"
+    assert doc["services"] == {"grafana": {"profiles": ["grafana"]}}, (
+        "docker-compose.offline.yml must only move grafana (no stand-in image) to a profile, "
+        f"has {doc['services']}"
+    )
+
+
+def test_the_offline_images_script_knows_every_image(services, root):
+    # scripts/offline-images.sh builds a stand-in for each of these by repository name;
+    # a new image in the compose file needs a recipe in scripts/offline/ (or, like
+    # grafana, the offline override).
+    script = (root / "scripts" / "offline-images.sh").read_text(encoding="utf-8")
+    for name, svc in services.items():
+        image = str(svc.get("image", ""))
+        if not image or "build" in svc or name == "grafana":
+            continue
+        repo = image.split(":")[0]
+        assert f"from_compose {repo})" in script, (
+            f"compose: `{name}` uses {image}, which scripts/offline-images.sh has no stand-in for"
+        )
