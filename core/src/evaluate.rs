@@ -196,14 +196,12 @@ pub fn evaluate(
                     EffectiveMethod::Asymptotic => "asymptotic",
                 };
                 eval.threshold = threshold;
-                // `present` is sorted now.
+                // `present` is sorted now; PSI and Jensen-Shannon share one binning.
+                let shares = bins.shares(&present);
                 details.effects = Effects {
                     wasserstein_normed: finite(wasserstein_normed(ks.sorted(), &present)),
-                    psi: finite(psi(bins.reference_shares(), &bins.shares(&present))),
-                    jensen_shannon: finite(jensen_shannon(
-                        bins.reference_shares(),
-                        &bins.shares(&present),
-                    )),
+                    psi: finite(psi(bins.reference_shares(), &shares)),
+                    jensen_shannon: finite(jensen_shannon(bins.reference_shares(), &shares)),
                 };
                 Signal {
                     signal: SignalKind::Distribution,
