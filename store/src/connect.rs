@@ -6,6 +6,7 @@ use crate::pool::{Manager, Pool, RedisClock, IDLE_PING};
 use crate::store::{Caps, Store};
 use crate::StoreError;
 use deadpool::managed::QueueMode;
+use deadpool_redis::redis::cluster::{ClusterClient, ClusterClientBuilder};
 use deadpool_redis::redis::{self, AsyncConnectionConfig};
 use deadpool_redis::{Runtime, Timeouts};
 use std::sync::Arc;
@@ -19,9 +20,18 @@ pub const DEFAULT_TIMEOUT_MS: u64 = 1500;
 #[derive(clap::Args, Clone, Debug)]
 pub struct RedisArgs {
     /// Redis URL: a password goes in the URL (redis://:PASSWORD@host:6379, or
-    /// redis://USER:PASSWORD@host for an ACL user); rediss:// for TLS.
+    /// redis://USER:PASSWORD@host for an ACL user); rediss:// for TLS. With
+    /// --redis-cluster, one or more seed nodes of the cluster, comma-separated.
     #[arg(long, env = "DRIFT_REDIS_URL", default_value = DEFAULT_REDIS_URL)]
     pub redis_url: String,
+    /// Talk to a Redis Cluster: the URLs are seed nodes, each monitor lives in the slot of
+    /// its hash tag, and redirections and failovers are followed.
+    #[arg(long, env = "DRIFT_REDIS_CLUSTER", default_value_t = false, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub redis_cluster: bool,
+    /// Acknowledge an ingest only once its write reached this many replicas (`WAIT`);
+    /// fewer within the deadline is a 503. 0: acknowledge when the primary has it.
+    #[arg(long, env = "DRIFT_REDIS_ACK_REPLICAS", default_value_t = 0)]
+    pub redis_ack_replicas: u32,
     /// Prefix of every Redis key, to share one Redis between deployments.
     #[arg(long, env = "DRIFT_KEY_PREFIX", default_value = "drift")]
     pub key_prefix: String,
@@ -36,8 +46,18 @@ impl RedisArgs {
     pub fn new(url: &str, prefix: &str) -> Self {
         RedisArgs {
             redis_url: url.to_string(),
+            redis_cluster: false,
+            redis_ack_replicas: 0,
             key_prefix: prefix.to_string(),
             redis_timeout_ms: DEFAULT_TIMEOUT_MS,
+        }
+    }
+
+    /// [`RedisArgs::new`] for a Redis Cluster reached through `seeds` (comma-separated).
+    pub fn cluster(seeds: &str, prefix: &str) -> Self {
+        RedisArgs {
+            redis_cluster: true,
+            ..RedisArgs::new(seeds, prefix)
         }
     }
 
@@ -47,6 +67,8 @@ impl RedisArgs {
             op_timeout: Duration::from_millis(self.redis_timeout_ms),
             pool_size,
             idle_ping: IDLE_PING,
+            cluster: self.redis_cluster,
+            ack_replicas: self.redis_ack_replicas,
         }
     }
 
@@ -70,6 +92,21 @@ pub struct RedisOptions {
     /// A pooled connection unused for this long is checked with a `PING` before it is
     /// handed out again ([`IDLE_PING`] unless set; see `pool.rs`).
     pub idle_ping: Duration,
+    /// `url` lists seed nodes of a Redis Cluster.
+    pub cluster: bool,
+    /// Replicas an ingest must reach before it is acknowledged (`WAIT`).
+    pub ack_replicas: u32,
+}
+
+impl RedisOptions {
+    /// The seed URLs of a cluster (or the one URL of a single node).
+    pub fn urls(&self) -> Vec<&str> {
+        self.url
+            .split(',')
+            .map(str::trim)
+            .filter(|u| !u.is_empty())
+            .collect()
+    }
 }
 
 /// `rediss://` needs a process-wide TLS crypto provider; installing it twice is harmless.
@@ -116,3 +153,27 @@ pub(crate) async fn blocking_connection(
         .get_multiplexed_async_connection_with_config(&cfg)
         .await?)
 }
+
+/// A client for the Redis Cluster that `opts.url` seeds. Each attempt is bounded by the
+/// operation deadline, and a failed attempt is retried after tens of milliseconds, not the
+/// client's default of seconds: a failover takes a second or two, and the caller's own
+/// deadline bounds the whole operation anyway.
+pub(crate) fn cluster_client(opts: &RedisOptions) -> Result<ClusterClient, StoreError> {
+    install_tls_provider();
+    let urls = opts.urls();
+    if urls.is_empty() {
+        return Err(StoreError::Unavailable("no Redis Cluster seed URL".into()));
+    }
+    ClusterClientBuilder::new(urls)
+        .connection_timeout(opts.op_timeout)
+        .response_timeout(opts.op_timeout)
+        .overall_response_timeout(None)
+        .retries(RETRIES)
+        .min_retry_wait(20)
+        .max_retry_wait(250)
+        .build()
+        .map_err(|e| StoreError::Unavailable(format!("invalid Redis Cluster URL: {e}")))
+}
+
+/// Attempts of one cluster command (redirections included) within its deadline.
+const RETRIES: u32 = 12;

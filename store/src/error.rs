@@ -36,7 +36,7 @@ impl From<redis::RedisError> for StoreError {
             }
             Some(
                 "LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "NOAUTH"
-                | "WRONGPASS" | "NOPERM",
+                | "WRONGPASS" | "NOPERM" | "NOREPLICAS" | "READONLY",
             ) => return StoreError::Unavailable(e.to_string()),
             _ => {}
         }

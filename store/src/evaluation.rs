@@ -300,10 +300,9 @@ impl Store {
                         if e.kind()
                             == redis::ErrorKind::Server(redis::ServerErrorKind::NoScript) =>
                     {
-                        redis::pipe()
-                            .load_script(script)
-                            .query_async::<()>(&mut c)
-                            .await?;
+                        // SCRIPT LOAD as a command, not in a pipeline: a cluster sends it
+                        // to every master, a keyless pipeline would go to a random node.
+                        script.load_async(&mut c).await?;
                         Ok(pipe.query_async(&mut c).await?)
                     }
                     r => Ok(r?),

@@ -106,11 +106,13 @@ impl Store {
                 }
             }
         }
-        inv.arg(blob);
+        inv.arg(blob).arg(self.ack_replicas);
         let clock = &self.clock;
+        let ack_replicas = self.ack_replicas;
+        let seq_key = k.seq(m);
         let reply: Vec<i64> = self
             .run_until(deadline, |mut c| async move {
-                inv.invoke_async(&mut c).await.map_err(|e| {
+                let reply = inv.invoke_async(&mut c).await.map_err(|e| {
                     if e.code() == Some("EXPIRED") {
                         // Redis's clock, should ours have jumped since it was learned.
                         let now = e.detail().and_then(|d| d.split_whitespace().next());
@@ -126,7 +128,21 @@ impl Store {
                         StoreError::UnknownMonitor(_) => StoreError::UnknownMonitor(m.clone()),
                         e => e,
                     }
-                })
+                })?;
+                if ack_replicas > 0 {
+                    // On the connection that wrote, so WAIT covers this write; whatever
+                    // of the deadline is left is its timeout.
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
+                    let reached = c.wait_replicas(&seq_key, ack_replicas, ms).await?;
+                    if reached < i64::from(ack_replicas) {
+                        return Err(StoreError::Unavailable(format!(
+                            "the write reached {reached} of the {ack_replicas} replicas it \
+                             needs; it may be stored, but it is not acknowledged"
+                        )));
+                    }
+                }
+                Ok(reply)
             })
             .await?;
         let (jobs, owner, seqs) = match reply.as_slice() {

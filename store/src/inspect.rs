@@ -163,21 +163,21 @@ impl Store {
     /// Calls of each command Redis served since start-up or [`Store::reset_command_stats`]
     /// (`INFO commandstats`), lower-case names.
     pub async fn command_calls(&self) -> Result<HashMap<String, u64>, StoreError> {
-        let mut cmd = redis::cmd("INFO");
-        cmd.arg("commandstats");
-        let info: String = self.query(cmd).await?;
-        Ok(info
-            .lines()
-            .filter_map(|l| {
+        let mut calls = HashMap::new();
+        for info in self.info("commandstats").await? {
+            for (name, n) in info.lines().filter_map(|l| {
                 let (name, fields) = l.strip_prefix("cmdstat_")?.split_once(':')?;
-                let calls = fields
+                let n: u64 = fields
                     .split(',')
                     .find_map(|kv| kv.strip_prefix("calls="))?
                     .parse()
                     .ok()?;
-                Some((name.to_string(), calls))
-            })
-            .collect())
+                Some((name.to_string(), n))
+            }) {
+                *calls.entry(name).or_insert(0) += n;
+            }
+        }
+        Ok(calls)
     }
 
     /// `CONFIG RESETSTAT`: command counts and connection counters start from zero.
@@ -189,17 +189,20 @@ impl Store {
 
     /// Connections Redis accepted since start-up or [`Store::reset_command_stats`].
     pub async fn connections_received(&self) -> Result<u64, StoreError> {
-        let mut cmd = redis::cmd("INFO");
-        cmd.arg("stats");
-        let info: String = self.query(cmd).await?;
-        info.lines()
-            .find_map(|l| {
-                l.strip_prefix("total_connections_received:")?
-                    .trim()
-                    .parse()
-                    .ok()
+        self.info("stats")
+            .await?
+            .iter()
+            .map(|info| {
+                info.lines()
+                    .find_map(|l| {
+                        l.strip_prefix("total_connections_received:")?
+                            .trim()
+                            .parse::<u64>()
+                            .ok()
+                    })
+                    .ok_or_else(|| StoreError::Protocol("INFO stats without connections".into()))
             })
-            .ok_or_else(|| StoreError::Protocol("INFO stats without connections".into()))
+            .sum()
     }
 
     /// Fault injection: closes every client connection but the one asking (`CLIENT KILL
@@ -249,12 +252,15 @@ impl Store {
 
     /// Bytes of memory Redis reports in use (`used_memory`).
     pub async fn memory_used(&self) -> Result<u64, StoreError> {
-        let mut cmd = redis::cmd("INFO");
-        cmd.arg("memory");
-        let info: String = self.query(cmd).await?;
-        info.lines()
-            .find_map(|l| l.strip_prefix("used_memory:")?.trim().parse().ok())
-            .ok_or_else(|| StoreError::Protocol("INFO memory without used_memory".into()))
+        self.info("memory")
+            .await?
+            .iter()
+            .map(|info| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix("used_memory:")?.trim().parse::<u64>().ok())
+                    .ok_or_else(|| StoreError::Protocol("INFO memory without used_memory".into()))
+            })
+            .sum()
     }
 
     /// Fault injection: overwrites a feature's stored reference with `bytes` (e.g. a blob
@@ -360,16 +366,19 @@ impl Store {
         Ok(values)
     }
 
-    /// Redis's `maxmemory` in bytes, `None` when unlimited (0).
+    /// Redis's `maxmemory` in bytes, `None` when unlimited (0). On a cluster, the smallest
+    /// master's: every monitor may hash to it, so the budget check errs on the safe side.
     pub async fn maxmemory(&self) -> Result<Option<u64>, StoreError> {
-        let mut cmd = redis::cmd("INFO");
-        cmd.arg("memory");
-        let info: String = self.query(cmd).await?;
-        let max = info
-            .lines()
-            .find_map(|l| l.strip_prefix("maxmemory:")?.trim().parse::<u64>().ok())
-            .unwrap_or(0);
-        Ok((max > 0).then_some(max))
+        Ok(self
+            .info("memory")
+            .await?
+            .iter()
+            .filter_map(|info| {
+                info.lines()
+                    .find_map(|l| l.strip_prefix("maxmemory:")?.trim().parse::<u64>().ok())
+                    .filter(|&max| max > 0)
+            })
+            .min())
     }
 
     /// An upper estimate of what one monitor can take in Redis at this store's caps:

@@ -7,6 +7,7 @@ use crate::connect::blocking_connection;
 use crate::keys::GROUP;
 use crate::reply::{int, text};
 use crate::{Store, StoreError};
+use deadpool_redis::redis::cluster_routing::Slot;
 use deadpool_redis::redis::{self, Value};
 use std::collections::HashMap;
 use std::time::Duration;
@@ -170,6 +171,8 @@ fn registry_ids(reply: &Value, registry: &str) -> Vec<String> {
 /// boundary on instead of after its next periodic refresh ([`JobReader::take_notice`]).
 /// One worker of the group gets each notice; the others find the monitor on their refresh.
 pub struct JobReader {
+    /// On a cluster, the store whose shared connection polls each slot instead.
+    cluster: Option<Store>,
     url: String,
     keys: crate::Keys,
     consumer: String,
@@ -199,6 +202,9 @@ impl JobReader {
         own_pending: bool,
         count: usize,
     ) -> Result<Vec<Result<Job, Poison>>, StoreError> {
+        if let Some(store) = self.cluster.clone() {
+            return self.poll_slots(&store, monitors, own_pending, count).await;
+        }
         if self.conn.is_none() {
             self.conn = Some(blocking_connection(&self.url, self.response_timeout).await?);
         }
@@ -248,10 +254,93 @@ impl JobReader {
     }
 }
 
+/// The longest pause between two polls of an idle cluster: the most a new job waits.
+const POLL_MAX: Duration = Duration::from_millis(50);
+
+impl JobReader {
+    /// [`JobReader::read`] on a Redis Cluster, which refuses one XREADGROUP over streams
+    /// in different slots, and where a blocking read would stall the connection that
+    /// every other command to that node shares. So each slot's streams get their own
+    /// non-blocking read, all at once; while they bring nothing, they are repeated after
+    /// a pause that grows from 1 ms to [`POLL_MAX`], until the block time is up. A slot
+    /// whose read fails (its master is failing over) does not hold up the others' jobs.
+    async fn poll_slots(
+        &mut self,
+        store: &Store,
+        monitors: &[String],
+        own_pending: bool,
+        count: usize,
+    ) -> Result<Vec<Result<Job, Poison>>, StoreError> {
+        let registry = self.keys.registry();
+        let mut slots: HashMap<Slot, Vec<String>> = HashMap::new();
+        let mut monitor_of_stream = HashMap::new();
+        for m in monitors {
+            let key = self.keys.jobs(m);
+            monitor_of_stream.insert(key.clone(), m.clone());
+            slots.entry(Slot::for_key(&key)).or_default().push(key);
+        }
+        slots
+            .entry(Slot::for_key(&registry))
+            .or_default()
+            .push(registry.clone());
+        let started = tokio::time::Instant::now();
+        let mut pause = Duration::from_millis(1);
+        loop {
+            let reads = slots.values().map(|keys| {
+                let mut cmd = redis::cmd("XREADGROUP");
+                cmd.arg("GROUP")
+                    .arg(GROUP)
+                    .arg(&self.consumer)
+                    .arg("COUNT")
+                    .arg(count)
+                    .arg("STREAMS")
+                    .arg(keys);
+                for _ in keys {
+                    cmd.arg(if own_pending { "0" } else { ">" });
+                }
+                store.query::<Value>(cmd)
+            });
+            let mut jobs = Vec::new();
+            let mut notices = Vec::new();
+            let mut failed = None;
+            for reply in futures::future::join_all(reads).await {
+                match reply {
+                    Ok(reply) => {
+                        notices.extend(registry_ids(&reply, &registry));
+                        jobs.extend(parse_read_reply(&reply, &monitor_of_stream));
+                    }
+                    Err(e) => failed = Some(e),
+                }
+            }
+            if !notices.is_empty() {
+                self.noticed = true;
+                let mut ack = redis::cmd("XACK");
+                ack.arg(&registry).arg(GROUP).arg(&notices);
+                store.query::<()>(ack).await?;
+            }
+            if !jobs.is_empty() || self.noticed {
+                if let Some(e) = failed {
+                    tracing::warn!(error = %e, "reading the jobs of some slots failed");
+                }
+                return Ok(jobs);
+            }
+            if let Some(e) = failed {
+                return Err(e);
+            }
+            if own_pending || started.elapsed() + pause > self.block {
+                return Ok(jobs);
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(POLL_MAX);
+        }
+    }
+}
+
 impl Store {
     /// A reader of jobs for consumer `consumer` that waits up to `block` for new ones.
     pub fn job_reader(&self, consumer: &str, block: Duration) -> JobReader {
         JobReader {
+            cluster: self.is_cluster().then(|| self.clone()),
             url: self.url.clone(),
             keys: self.keys.clone(),
             consumer: consumer.to_string(),

@@ -27,21 +27,58 @@ impl Store {
     /// [`Store::register`], refusing a new monitor when `max_monitors` are registered
     /// already (atomically: concurrent registrations cannot overshoot the limit). Also
     /// says whether the monitor was created.
+    ///
+    /// Three steps, each within one slot, so that a cluster runs them as one Redis does:
+    /// the monitor joins the set of monitors (`enlist.lua`, where the limit is checked),
+    /// its keys are written (`register.lua`), and a new monitor or version is announced to
+    /// the workers (`announce.lua`). A failed second step takes a monitor it added out of
+    /// the set again; readers skip a listed monitor without a config.
     pub async fn register_within(
         &self,
         spec: &MonitorSpec,
         max_monitors: Option<usize>,
     ) -> Result<(Registered, bool), StoreError> {
+        let m = &spec.config.name;
+        let max = max_monitors.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
+        let mut inv = self.scripts.enlist.prepare_invoke();
+        inv.key(self.keys.monitors()).arg(m).arg(max);
+        let created = self.invoke::<i64>(inv).await? == 1;
+        let outcome = match self.register_keys(spec).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                if created {
+                    let mut cmd = redis::cmd("SREM");
+                    cmd.arg(self.keys.monitors()).arg(m);
+                    if let Err(undo) = self.query::<i64>(cmd).await {
+                        tracing::warn!(monitor = %m, error = %undo, "a failed registration stays listed without a config");
+                    }
+                }
+                return Err(e);
+            }
+        };
+        if created || outcome == Registered::NewVersion {
+            // Only a wake-up call: workers also find new monitors on their next refresh.
+            let mut inv = self.scripts.announce.prepare_invoke();
+            inv.key(self.keys.registry())
+                .arg(m)
+                .arg(&spec.config.version)
+                .arg(GROUP);
+            if let Err(e) = self.invoke::<String>(inv).await {
+                tracing::warn!(monitor = %m, error = %e, "cannot announce the monitor to the workers");
+            }
+        }
+        Ok((outcome, created))
+    }
+
+    /// The monitor's keys, over a registration of whatever features the config has now
+    /// (retried a few times when a concurrent registration changed them).
+    async fn register_keys(&self, spec: &MonitorSpec) -> Result<Registered, StoreError> {
         let mut attempts = 0;
         loop {
             let mut cmd = redis::cmd("HGET");
             cmd.arg(self.keys.config(&spec.config.name)).arg("features");
             let old: Option<String> = self.query(cmd).await?;
-            let max = max_monitors.map_or(-1, |n| i64::try_from(n).unwrap_or(i64::MAX));
-            match self
-                .register_over(spec, old.as_deref().unwrap_or(""), max)
-                .await
-            {
+            match self.register_over(spec, old.as_deref().unwrap_or("")).await {
                 Err(StoreError::StaleConfig) if attempts < 4 => attempts += 1,
                 other => return other,
             }
@@ -52,19 +89,16 @@ impl Store {
         &self,
         spec: &MonitorSpec,
         old_features: &str,
-        max_monitors: i64,
-    ) -> Result<(Registered, bool), StoreError> {
+    ) -> Result<Registered, StoreError> {
         let cfg = &spec.config;
         let m = &cfg.name;
         let k = &self.keys;
         let json = serde_json::to_string(cfg).map_err(|e| StoreError::Protocol(e.to_string()))?;
         let mut inv = self.scripts.register.prepare_invoke();
         inv.key(k.config(m))
-            .key(k.monitors())
             .key(k.jobs(m))
             .key(k.state(m))
             .key(k.seq(m))
-            .key(k.registry())
             .key(k.stats(m))
             .key(k.history(m))
             .key(k.events(m))
@@ -85,23 +119,20 @@ impl Store {
             .arg(cfg.params.window)
             .arg(cfg.params.stride)
             .arg(cfg.features.len())
-            .arg(m)
             .arg(GROUP)
             .arg(cfg.features.join("\n"))
-            .arg(old_features)
-            .arg(max_monitors);
+            .arg(old_features);
         for col in &spec.reference {
             let mut sorted = col.clone();
             sorted.sort_by(f64::total_cmp);
             inv.arg(codec::encode_all(&sorted));
         }
-        let (code, created): (i64, i64) = self.invoke(inv).await?;
-        let outcome = match code {
+        let code: i64 = self.invoke(inv).await?;
+        Ok(match code {
             0 => Registered::Unchanged,
             1 => Registered::ParamsUpdated,
             _ => Registered::NewVersion,
-        };
-        Ok((outcome, created == 1))
+        })
     }
 
     pub async fn config(&self, monitor: &str) -> Result<Option<MonitorConfig>, StoreError> {
@@ -125,12 +156,20 @@ impl Store {
     }
 
     /// Clears a monitor's data (windows, counters, results, history, jobs) but keeps its
-    /// config and reference; `delete` also removes those and unregisters it. Atomic.
+    /// config and reference; `delete` also removes those and unregisters it. The monitor's
+    /// keys go atomically; a delete takes it out of the set of monitors (another slot)
+    /// first, so that a delete that fails half-way is completed by its retry (the config
+    /// is still there to find).
     pub async fn clear(&self, cfg: &MonitorConfig, delete: bool) -> Result<(), StoreError> {
         let m = &cfg.name;
         let k = &self.keys;
+        if delete {
+            let mut cmd = redis::cmd("SREM");
+            cmd.arg(k.monitors()).arg(m);
+            let _: i64 = self.query(cmd).await?;
+        }
         let mut inv = self.scripts.clear.prepare_invoke();
-        inv.key(k.monitors()).key(k.jobs(m));
+        inv.key(k.jobs(m));
         let monitor = [
             k.seq(m),
             k.events(m),
@@ -152,9 +191,7 @@ impl Store {
                 inv.key(k.reference(m, f));
             }
         }
-        inv.arg(if delete { "delete" } else { "reset" })
-            .arg(m)
-            .arg(GROUP);
+        inv.arg(if delete { "delete" } else { "reset" }).arg(GROUP);
         let _: i64 = self.invoke(inv).await?;
         Ok(())
     }

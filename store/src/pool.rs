@@ -23,6 +23,8 @@
 //! Redis's own clock ([`RedisClock`]), and the script refuses to write past it.
 
 use deadpool_redis::redis::aio::{ConnectionLike, MultiplexedConnection};
+use deadpool_redis::redis::cluster_async::ClusterConnection;
+use deadpool_redis::redis::cluster_routing::{Route, RoutingInfo, SingleNodeRoutingInfo, SlotAddr};
 use deadpool_redis::redis::{self, AsyncConnectionConfig, Cmd, RedisError, RedisFuture, Value};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -195,20 +197,55 @@ impl managed::Manager for Manager {
     }
 }
 
-/// A pooled connection checked out for one operation. Commands go through
-/// [`ConnectionLike`], which records connection-level errors and unfinished requests for
-/// the next checkout.
-pub struct Conn(pub(crate) managed::Object<Manager>);
+/// A connection checked out for one operation: a pooled single-node connection, or a
+/// handle on the shared cluster connection (multiplexed and routed by key; it follows
+/// MOVED/ASK redirections and failovers itself, so it needs no pool). Commands go through
+/// [`ConnectionLike`], which for a pooled connection records connection-level errors and
+/// unfinished requests for the next checkout.
+pub enum Conn {
+    Pooled(managed::Object<Manager>),
+    Cluster(ClusterConnection),
+}
+
+impl Conn {
+    /// `WAIT replicas timeout` for the writes this connection sent so far, on the node that
+    /// holds `key` (a cluster would otherwise ask every master and keep the least).
+    pub(crate) async fn wait_replicas(
+        &mut self,
+        key: &str,
+        replicas: u32,
+        timeout_ms: u64,
+    ) -> Result<i64, RedisError> {
+        let mut cmd = redis::cmd("WAIT");
+        cmd.arg(replicas).arg(timeout_ms);
+        match self {
+            Conn::Pooled(_) => cmd.query_async(self).await,
+            Conn::Cluster(c) => {
+                let route = Route::with_key(key.as_bytes(), SlotAddr::Master);
+                let v = c
+                    .route_command(
+                        cmd,
+                        RoutingInfo::SingleNode(SingleNodeRoutingInfo::SpecificNode(route)),
+                    )
+                    .await?;
+                redis::from_redis_value(v).map_err(RedisError::from)
+            }
+        }
+    }
+}
 
 impl ConnectionLike for Conn {
     fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
-        Box::pin(async move {
-            let c = &mut *self.0;
-            c.in_flight = true;
-            let r = c.conn.send_packed_command(cmd).await;
-            c.note(&r);
-            r
-        })
+        match self {
+            Conn::Pooled(o) => Box::pin(async move {
+                let c = &mut **o;
+                c.in_flight = true;
+                let r = c.conn.send_packed_command(cmd).await;
+                c.note(&r);
+                r
+            }),
+            Conn::Cluster(c) => c.req_packed_command(cmd),
+        }
     }
 
     fn req_packed_commands<'a>(
@@ -217,16 +254,22 @@ impl ConnectionLike for Conn {
         offset: usize,
         count: usize,
     ) -> RedisFuture<'a, Vec<Value>> {
-        Box::pin(async move {
-            let c = &mut *self.0;
-            c.in_flight = true;
-            let r = c.conn.send_packed_commands(cmd, offset, count).await;
-            c.note(&r);
-            r
-        })
+        match self {
+            Conn::Pooled(o) => Box::pin(async move {
+                let c = &mut **o;
+                c.in_flight = true;
+                let r = c.conn.send_packed_commands(cmd, offset, count).await;
+                c.note(&r);
+                r
+            }),
+            Conn::Cluster(c) => c.req_packed_commands(cmd, offset, count),
+        }
     }
 
     fn get_db(&self) -> i64 {
-        self.0.conn.get_db()
+        match self {
+            Conn::Pooled(o) => o.conn.get_db(),
+            Conn::Cluster(c) => c.get_db(),
+        }
     }
 }

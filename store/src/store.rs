@@ -1,14 +1,19 @@
 //! The store handle: a bounded connection pool, the key schema, the loaded scripts and
 //! the caps of every stream.
 
-use crate::connect::{pool, RedisOptions};
+use crate::connect::{cluster_client, pool, RedisOptions};
 use crate::keys::Keys;
 use crate::pool::{Conn, Pool, RedisClock};
 use crate::StoreError;
 use deadpool_redis::redis;
+use deadpool_redis::redis::cluster::ClusterClient;
+use deadpool_redis::redis::cluster_async::ClusterConnection;
+use deadpool_redis::redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use deadpool_redis::redis::Value;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
+use tokio::sync::OnceCell;
 
 /// How long each stream may grow: memory is bounded by configuration, never by traffic.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,7 +49,9 @@ impl Default for Caps {
 
 /// One script per atomic operation; each is called by exactly one typed method.
 pub(crate) struct Scripts {
+    pub enlist: redis::Script,
     pub register: redis::Script,
+    pub announce: redis::Script,
     pub clear: redis::Script,
     pub ingest: redis::Script,
     pub read_windows: redis::Script,
@@ -52,15 +59,29 @@ pub(crate) struct Scripts {
     pub dead_letter: redis::Script,
 }
 
+/// Where connections come from: a pool of single-node connections, or one cluster
+/// connection shared by every operation (made on first use, so that a binary starts
+/// while the cluster is still forming, as with a single node).
+#[derive(Clone)]
+pub(crate) enum Backend {
+    Single(Pool),
+    Cluster {
+        client: ClusterClient,
+        conn: Arc<OnceCell<ClusterConnection>>,
+    },
+}
+
 #[derive(Clone)]
 pub struct Store {
-    pub(crate) pool: Pool,
+    pub(crate) backend: Backend,
     pub(crate) keys: Keys,
     pub(crate) scripts: Arc<Scripts>,
     pub(crate) op_timeout: Duration,
     /// Redis's clock as seen from here, for deadlines the ingest script enforces.
     pub(crate) clock: Arc<RedisClock>,
     pub(crate) url: String,
+    /// Replicas an ingest must reach before it is acknowledged (`WAIT`), 0 for none.
+    pub(crate) ack_replicas: u32,
     pub caps: Caps,
 }
 
@@ -68,11 +89,21 @@ impl Store {
     pub fn new(opts: &RedisOptions, keys: Keys, caps: Caps) -> Result<Self, StoreError> {
         let clock = Arc::new(RedisClock::default());
         Ok(Store {
-            pool: pool(opts, clock.clone())?,
+            backend: if opts.cluster {
+                Backend::Cluster {
+                    client: cluster_client(opts)?,
+                    conn: Arc::new(OnceCell::new()),
+                }
+            } else {
+                Backend::Single(pool(opts, clock.clone())?)
+            },
+            ack_replicas: opts.ack_replicas,
             clock,
             keys,
             scripts: Arc::new(Scripts {
+                enlist: redis::Script::new(include_str!("scripts/enlist.lua")),
                 register: redis::Script::new(include_str!("scripts/register.lua")),
+                announce: redis::Script::new(include_str!("scripts/announce.lua")),
                 clear: redis::Script::new(include_str!("scripts/clear.lua")),
                 ingest: redis::Script::new(include_str!("scripts/ingest.lua")),
                 read_windows: redis::Script::new(include_str!("scripts/read_windows.lua")),
@@ -117,7 +148,7 @@ impl Store {
     {
         let budget = deadline.saturating_duration_since(Instant::now());
         let work = async {
-            let conn = Conn(self.pool.get().await?);
+            let conn = self.conn().await?;
             f(conn).await
         };
         match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), work).await {
@@ -127,6 +158,23 @@ impl Store {
                 budget.as_millis()
             ))),
         }
+    }
+
+    /// A connection for one operation (without deadline: callers bound it).
+    pub(crate) async fn conn(&self) -> Result<Conn, StoreError> {
+        match &self.backend {
+            Backend::Single(pool) => Ok(Conn::Pooled(pool.get().await?)),
+            Backend::Cluster { client, conn } => Ok(Conn::Cluster(
+                conn.get_or_try_init(|| client.get_async_connection())
+                    .await?
+                    .clone(),
+            )),
+        }
+    }
+
+    /// Whether this store talks to a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.backend, Backend::Cluster { .. })
     }
 
     /// Runs one command on a pooled connection under the deadline.
@@ -157,8 +205,47 @@ impl Store {
         }
     }
 
+    /// Whether Redis answers: on a cluster, every master (a replica being down does not
+    /// stop anything; a master being down stops its monitors until a replica takes over).
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let _: String = self.query(redis::cmd("PING")).await?;
+        let _: Value = self.on_masters(redis::cmd("PING")).await?;
         Ok(())
+    }
+
+    /// Runs `cmd` on the one Redis, or on every master of a cluster (each master's answer
+    /// in a map by address, or one aggregated answer, as redis-rs's policy for the
+    /// command says).
+    pub(crate) async fn on_masters(&self, cmd: redis::Cmd) -> Result<Value, StoreError> {
+        self.run(|c| async move {
+            match c {
+                Conn::Cluster(mut c) => Ok(c
+                    .route_command(
+                        cmd,
+                        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+                    )
+                    .await?),
+                mut c => Ok(cmd.query_async(&mut c).await?),
+            }
+        })
+        .await
+    }
+
+    /// `INFO section` of the one Redis, or of every master of a cluster.
+    pub(crate) async fn info(&self, section: &str) -> Result<Vec<String>, StoreError> {
+        let mut cmd = redis::cmd("INFO");
+        cmd.arg(section);
+        let reply = self.on_masters(cmd).await?;
+        let text = |v: Value| -> Result<String, StoreError> { Ok(redis::from_redis_value(v)?) };
+        match reply {
+            Value::Map(nodes) => nodes.into_iter().map(|(_, v)| text(v)).collect(),
+            Value::Array(nodes) => nodes
+                .into_iter()
+                .map(|v| match v {
+                    Value::Array(mut pair) if pair.len() == 2 => text(pair.remove(1)),
+                    v => text(v),
+                })
+                .collect(),
+            v => Ok(vec![text(v)?]),
+        }
     }
 }

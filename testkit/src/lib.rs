@@ -2,6 +2,7 @@
 //! project's own services in process, so every test runs against the real thing.
 //!
 //! - [`RedisServer`]: a `redis-server` per test, in its own temporary directory;
+//! - [`RedisCluster`]: 3 masters and 3 replicas of `redis-server`, joined as a cluster;
 //! - [`Stack`]: Redis, API replicas, workers and the exporter, built with
 //!   [`Stack::builder`]; single services with [`spawn_api`], [`spawn_worker`],
 //!   [`spawn_exporter`];
@@ -14,6 +15,7 @@
 //! with hand-written commands or key names.
 mod child;
 mod client;
+mod cluster;
 pub mod fuzz;
 mod gateway;
 mod process;
@@ -25,11 +27,12 @@ mod stack;
 
 pub use child::ChildServer;
 pub use client::Client;
+pub use cluster::RedisCluster;
 pub use gateway::Gateway;
 pub use process::{cargo_bin, free_port, require_binary, TempDir};
 pub use prometheus::{Prometheus, ScrapeTargets};
 pub use redis::{RedisOptions, RedisServer};
-pub use server::{spawn_api, spawn_exporter, spawn_worker, Server};
+pub use server::{spawn_api, spawn_exporter, spawn_exporter_with, spawn_worker, Server};
 pub use stack::{Stack, StackBuilder};
 
 use std::time::{Duration, Instant};

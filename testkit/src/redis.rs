@@ -6,6 +6,20 @@ use drift_store::{Caps, RedisArgs, Store};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// A free loopback port below 55536 whose cluster bus port (port + 10000) is free too,
+/// picked at random in 20000..45000 (mostly below the kernel's ephemeral range).
+fn free_cluster_port() -> u16 {
+    use rand::Rng;
+    let mut rng = rand::rng();
+    loop {
+        let port: u16 = rng.random_range(20_000..45_000);
+        let free = |p: u16| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok();
+        if free(port) && free(port + 10_000) {
+            return port;
+        }
+    }
+}
+
 pub struct RedisServer {
     child: Option<Child>,
     port: u16,
@@ -24,6 +38,9 @@ pub struct RedisOptions {
     pub acl_user: Option<(String, String)>,
     /// Serve TLS only, with a self-signed certificate for 127.0.0.1 (needs `openssl`).
     pub tls: bool,
+    /// A Redis Cluster node (node timeout 1 s, serving its slots while others are down),
+    /// on a port below 55536 whose cluster bus port (port + 10000) is free too.
+    pub cluster: bool,
 }
 
 impl RedisServer {
@@ -51,7 +68,11 @@ impl RedisServer {
             server.make_certificate();
         }
         for _ in 0..20 {
-            server.port = free_port();
+            server.port = if server.opts.cluster {
+                free_cluster_port()
+            } else {
+                free_port()
+            };
             if server.spawn() {
                 return server;
             }
@@ -94,6 +115,12 @@ impl RedisServer {
         }
         if let Some((user, pw)) = &self.opts.acl_user {
             cmd.args(["--user", user, "on", &format!(">{pw}"), "~*", "&*", "+@all"]);
+        }
+        if self.opts.cluster {
+            cmd.args(["--cluster-enabled", "yes"])
+                .args(["--cluster-config-file", &format!("{dir}/nodes.conf")])
+                .args(["--cluster-node-timeout", "1000"])
+                .args(["--cluster-require-full-coverage", "no"]);
         }
         // Dies with the process that owns it, even when that one is SIGKILLed.
         crate::child::tie_to_owner(&mut cmd, libc::SIGTERM);

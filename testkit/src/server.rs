@@ -130,6 +130,15 @@ pub async fn spawn_worker(
 }
 
 pub async fn spawn_exporter(redis_url: &str, prefix: &str) -> Server {
-    let cfg = ExporterConfig::for_redis(redis_url, prefix);
+    spawn_exporter_with(redis_url, prefix, |_| {}).await
+}
+
+/// The exporter, its defaults adjusted by `tweak`.
+pub async fn spawn_exporter_with(
+    redis_url: &str,
+    prefix: &str,
+    tweak: impl FnOnce(&mut ExporterConfig),
+) -> Server {
+    let cfg = adjusted(ExporterConfig::for_redis(redis_url, prefix), tweak);
     spawn(move |l, rx| drift_worker::run_exporter(l, cfg, until(rx))).await
 }

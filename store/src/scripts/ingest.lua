@@ -12,6 +12,9 @@
 -- ARGV[7]=requests r ARGV[7+j]=rows of request j (j = 1..r, in order)
 -- ARGV[8+r]=the call's values, feature-major (feature 1's value of every row of the call in
 --   row order, then feature 2's, ...), 8 bytes each: also the events entry's data as is
+-- ARGV[9+r]=replicas the caller will WAIT for (0: none): with fewer connected now, the
+--   write could not be acknowledged, so none is made (error NOREPLICAS), as Redis's own
+--   min-replicas-to-write would refuse it
 -- Returns {now, jobs, owner, seq_1, ..., seq_r}: now is this server's time in milliseconds,
 -- seq_j the row count after request j's rows; jobs (0 or nf) were enqueued at row
 -- seq_owner, owner 0 when none. Error EXPIRED <now> when run after the deadline: the caller
@@ -42,7 +45,7 @@ local function bad()
   return redis.error_reply('BADBATCH batch shape does not match the monitor')
 end
 if not (int_in(n, 1, 10000000) and int_in(r, 1, 100000)) or #KEYS ~= 7 + nf
-    or #ARGV ~= 8 + r then
+    or #ARGV ~= 9 + r then
   return bad()
 end
 local counts, sum = {}, 0
@@ -57,6 +60,15 @@ end
 local data = ARGV[8 + r]
 if sum ~= n or #data ~= 8 * n * nf then
   return bad()
+end
+local replicas = tonumber(ARGV[9 + r])
+if replicas and replicas > 0 then
+  local info = redis.call('INFO', 'replication')
+  local connected = tonumber(string.match(info, 'connected_slaves:(%d+)')) or 0
+  if connected < replicas then
+    return redis.error_reply('NOREPLICAS ' .. connected .. ' of the ' .. replicas ..
+      ' replicas an acknowledgement needs are connected')
+  end
 end
 local call = redis.call
 -- Windows keep at least one stride more than the window (the newest `cap` rows) so that
