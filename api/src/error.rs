@@ -64,6 +64,17 @@ impl From<StoreError> for ApiError {
                     "the shared store (Redis) is unavailable; retry shortly",
                 )
             }
+            StoreError::NotReplicated { reached, needed } => {
+                tracing::warn!(reached, needed, "ingest not acknowledged: replicas short");
+                ApiError::new(
+                    ErrorCode::RedisUnavailable,
+                    format!(
+                        "the rows were written but reached {reached} of the {needed} Redis \
+                         replicas an acknowledgement needs in time: they may be stored, and \
+                         resending them may store them twice"
+                    ),
+                )
+            }
             StoreError::UnknownMonitor(m) => ApiError::unknown_monitor(&m),
             StoreError::StaleConfig => ApiError::new(
                 ErrorCode::MonitorReconfigured,

@@ -175,5 +175,8 @@ pub(crate) fn cluster_client(opts: &RedisOptions) -> Result<ClusterClient, Store
         .map_err(|e| StoreError::Unavailable(format!("invalid Redis Cluster URL: {e}")))
 }
 
-/// Attempts of one cluster command (redirections included) within its deadline.
-const RETRIES: u32 = 12;
+/// Attempts of one cluster command (redirections and reconnections included) within its
+/// deadline: a failover burns through attempts fast (refused connections to the dead
+/// node, then redirections while the nodes agree on its successor), and the deadline
+/// bounds them anyway.
+const RETRIES: u32 = 64;

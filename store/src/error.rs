@@ -17,6 +17,11 @@ pub enum StoreError {
     /// Registering a new monitor would exceed the limit on monitors.
     #[error("at most {0} monitors can be registered")]
     TooManyMonitors(u64),
+    /// An ingest was written but did not reach the replicas it needed before its deadline:
+    /// it is not acknowledged, yet it may be stored (and survive); resending it may store
+    /// its rows twice.
+    #[error("the write reached {reached} of the {needed} replicas it needs in time")]
+    NotReplicated { reached: u64, needed: u64 },
     /// An answer that should not happen with our own scripts (a bug or foreign data).
     #[error("unexpected Redis answer: {0}")]
     Protocol(String),
@@ -36,9 +41,14 @@ impl From<redis::RedisError> for StoreError {
             }
             Some(
                 "LOADING" | "BUSY" | "MASTERDOWN" | "TRYAGAIN" | "CLUSTERDOWN" | "NOAUTH"
-                | "WRONGPASS" | "NOPERM" | "NOREPLICAS" | "READONLY",
+                | "WRONGPASS" | "NOPERM" | "NOREPLICAS" | "READONLY" | "MOVED" | "ASK",
             ) => return StoreError::Unavailable(e.to_string()),
             _ => {}
+        }
+        if e.kind() == redis::ErrorKind::ClusterConnectionNotFound {
+            // A cluster's slot moved and its retries ran out mid-failover (a redirection
+            // still pending is a MOVED or ASK above): try again shortly.
+            return StoreError::Unavailable(e.to_string());
         }
         if e.kind() == redis::ErrorKind::AuthenticationFailed {
             // A misconfigured password is an outage of the store for this replica.

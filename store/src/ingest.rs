@@ -136,10 +136,10 @@ impl Store {
                     let ms = u64::try_from(left.as_millis()).unwrap_or(u64::MAX).max(1);
                     let reached = c.wait_replicas(&seq_key, ack_replicas, ms).await?;
                     if reached < i64::from(ack_replicas) {
-                        return Err(StoreError::Unavailable(format!(
-                            "the write reached {reached} of the {ack_replicas} replicas it \
-                             needs; it may be stored, but it is not acknowledged"
-                        )));
+                        return Err(StoreError::NotReplicated {
+                            reached: u64::try_from(reached).unwrap_or(0),
+                            needed: u64::from(ack_replicas),
+                        });
                     }
                 }
                 Ok(reply)

@@ -63,11 +63,18 @@ if sum ~= n or #data ~= 8 * n * nf then
 end
 local replicas = tonumber(ARGV[9 + r])
 if replicas and replicas > 0 then
+  -- Replicas in sync and heard from within 10 s (min-replicas-max-lag's default); one
+  -- still loading the initial copy would make the WAIT fail after the write.
+  local online = 0
   local info = redis.call('INFO', 'replication')
-  local connected = tonumber(string.match(info, 'connected_slaves:(%d+)')) or 0
-  if connected < replicas then
-    return redis.error_reply('NOREPLICAS ' .. connected .. ' of the ' .. replicas ..
-      ' replicas an acknowledgement needs are connected')
+  for lag in string.gmatch(info, 'state=online,offset=%d+,lag=(%d+)') do
+    if tonumber(lag) <= 10 then
+      online = online + 1
+    end
+  end
+  if online < replicas then
+    return redis.error_reply('NOREPLICAS ' .. online .. ' of the ' .. replicas ..
+      ' replicas an acknowledgement needs are in sync')
   end
 end
 local call = redis.call
