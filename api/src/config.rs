@@ -42,6 +42,11 @@ pub struct ApiConfig {
     /// Under `ert`: probability over the reference draw that the guarantee holds.
     #[arg(long, env = "DRIFT_REFERENCE_CONFIDENCE", default_value_t = Params::default().reference_confidence)]
     pub reference_confidence: f64,
+    /// Probability with which each ingested row is kept, in (0, 1] (default monitor, and
+    /// monitors of the file that set none): below 1 for traffic beyond what one Redis shard
+    /// should carry. A window then spans 1/rate times as many rows received.
+    #[arg(long, env = "DRIFT_SAMPLE_RATE", default_value_t = Params::default().sample_rate)]
+    pub sample_rate: f64,
     /// TOML file declaring more monitors (see README).
     #[arg(long, env = "DRIFT_MONITORS_CONFIG")]
     pub monitors_config: Option<PathBuf>,
@@ -144,6 +149,7 @@ impl ApiConfig {
             dataset_drift_share: self.dataset_drift_share,
             ert: self.ert,
             reference_confidence: self.reference_confidence,
+            sample_rate: self.sample_rate,
         }
     }
 

@@ -14,6 +14,7 @@ pub mod monitors_file;
 pub mod openapi;
 pub mod routes;
 pub mod rowlog;
+pub mod sample;
 pub mod state;
 pub mod status_cache;
 

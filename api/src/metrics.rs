@@ -1,5 +1,5 @@
 //! This replica's operational metrics (`/metrics`): request counts and latencies by route,
-//! rows stored and dropped, and how ingest requests are grouped into script calls.
+//! rows stored, sampled out and dropped, and how ingest requests are grouped into script calls.
 
 use crate::coalesce::CoalesceMetrics;
 use axum::extract::{MatchedPath, Request, State};
@@ -18,6 +18,10 @@ pub struct HttpMetrics {
     duration: HistogramVec,
     pub rows_dropped: IntCounterVec,
     pub rows_accepted: IntCounterVec,
+    /// Rows valid and received but left out by the monitor's `sample_rate`, by monitor
+    /// (like `rows_accepted`, only registered monitors become labels, at most
+    /// `--max-monitors` of them).
+    pub rows_sampled_out: IntCounterVec,
     pub coalesce: CoalesceMetrics,
 }
 
@@ -72,6 +76,12 @@ impl HttpMetrics {
                 &registry,
                 "drift_api_rows_accepted_total",
                 "Rows this replica stored in Redis, by monitor",
+                &["monitor"],
+            )?,
+            rows_sampled_out: counters(
+                &registry,
+                "drift_rows_sampled_out_total",
+                "Valid rows this replica received but did not store because the monitor's sample_rate left them out, by monitor",
                 &["monitor"],
             )?,
             coalesce: CoalesceMetrics {

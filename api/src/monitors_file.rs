@@ -13,6 +13,7 @@
 //! stride = 200
 //! alpha = 0.01
 //! correction = "bh"
+//! sample_rate = 0.1                       # keep each ingested row with probability 0.1
 //! ```
 
 use drift_core::{Correction, CsvSchema, Dataset, MonitorSpec, Params};
@@ -46,6 +47,7 @@ struct Entry {
     dataset_drift_share: Option<f64>,
     ert: Option<f64>,
     reference_confidence: Option<f64>,
+    sample_rate: Option<f64>,
 }
 
 /// Reads every monitor of the file; `defaults` fills parameters an entry leaves out.
@@ -84,6 +86,7 @@ pub fn load(path: &Path, defaults: &Params) -> anyhow::Result<Vec<MonitorSpec>> 
             reference_confidence: e
                 .reference_confidence
                 .unwrap_or(defaults.reference_confidence),
+            sample_rate: e.sample_rate.unwrap_or(defaults.sample_rate),
         };
         specs.push(
             MonitorSpec::new(&e.name, &ds, params, 1024)

@@ -42,6 +42,14 @@ pub struct PutMonitorQuery {
     #[param(exclusive_minimum = 0.0, exclusive_maximum = 1.0)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reference_confidence: Option<f64>,
+    /// The probability with which the API keeps each ingested row (independently, before
+    /// Redis), in (0, 1] (default 1: every row). For traffic beyond what one Redis shard
+    /// should carry: a window of `window` stored rows then spans 1/`sample_rate` times as
+    /// many rows received, and delays in rows stretch alike in time. A change of it alone
+    /// is a parameter update (`params_updated`): results are kept.
+    #[param(exclusive_minimum = 0.0, maximum = 1.0)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sample_rate: Option<f64>,
     /// Comma-separated columns of the CSV to leave out (e.g. the label).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exclude: Option<String>,
@@ -89,6 +97,7 @@ impl PutMonitorQuery {
             dataset_drift_share: self.dataset_drift_share.unwrap_or(d.dataset_drift_share),
             ert: self.ert.unwrap_or(d.ert),
             reference_confidence: self.reference_confidence.unwrap_or(d.reference_confidence),
+            sample_rate: self.sample_rate.unwrap_or(d.sample_rate),
         }
     }
 
@@ -240,7 +249,9 @@ mod tests {
 
     #[test]
     fn the_definition_is_the_config_on_the_wire() {
-        let cfg = crate::mixed_test_config();
+        let mut cfg = crate::mixed_test_config();
+        // A sample rate of 1 is left out of the wire; another one is a field like the rest.
+        cfg.params.sample_rate = 0.5;
         let wire = serde_json::to_value(MonitorDefinition(cfg.clone())).unwrap();
         assert_eq!(wire, serde_json::to_value(&cfg).unwrap());
         // The hand-written schema documents exactly the fields the config serializes.
@@ -261,7 +272,13 @@ mod tests {
         };
         assert_eq!(q.params().window, 20);
         assert_eq!(q.params().stride, Params::default().stride);
+        assert_eq!(q.params().sample_rate, 1.0);
         assert_eq!(q.excluded(), ["label", "id"]);
+        let q = PutMonitorQuery {
+            sample_rate: Some(0.25),
+            ..PutMonitorQuery::default()
+        };
+        assert_eq!(q.params().sample_rate, 0.25);
         let q = PutMonitorQuery {
             categorical: Some("plan,zip".into()),
             top_categories: Some(5),

@@ -78,7 +78,7 @@ error_codes! {
     EmptyBatch = (422, "empty_batch", "the batch has no rows"),
     UnknownFeature = (422, "unknown_feature", "a column is not a feature of the monitor"),
     DuplicateFeature = (422, "duplicate_feature", "a column appears more than once"),
-    InvalidMonitor = (422, "invalid_monitor", "the monitor name or its parameters are invalid (name characters, window, stride, alpha, share, feature count)"),
+    InvalidMonitor = (422, "invalid_monitor", "the monitor name or its parameters are invalid (name characters, window, stride, alpha, share, ert, reference_confidence, sample_rate, feature count)"),
     InvalidReference = (422, "invalid_reference", "the reference CSV cannot be used (empty, duplicate columns, a column without values, a declared kind that does not fit, too many categories)"),
     InvalidParameters = (422, "invalid_parameters", "a query parameter of `PUT /v1/monitors/{monitor}` is unknown or of the wrong type"),
     HeadersTooLarge = (431, "headers_too_large", "too many request headers, or one too large"),

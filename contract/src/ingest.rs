@@ -91,16 +91,25 @@ pub enum RowsBatch {
     Split(SplitFrame),
 }
 
-/// The 202 answer of an ingest, sent once Redis has stored the whole batch.
+/// The 202 answer of an ingest, sent once Redis has stored the rows of the batch that the
+/// monitor's sampling kept (every row unless its `sample_rate` is below 1).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize, ToSchema)]
 pub struct IngestAccepted {
-    /// Rows of this batch.
+    /// Rows of this batch: every row the client sent (the batch is valid as a whole),
+    /// including those that sampling left out.
     pub accepted: usize,
-    /// Rows the monitor has ingested, this batch included.
-    pub seq: u64,
+    /// Of those, the rows kept by the monitor's `sample_rate` and stored in its windows
+    /// (equal to `accepted` when it is 1). Each row is kept independently with that
+    /// probability.
+    pub sampled: usize,
+    /// Rows the monitor has stored, this batch included; `null` when sampling kept no row
+    /// of the batch: nothing was written, and the replica did not ask Redis for the count
+    /// (`rows` of `GET /v1/monitors/{monitor}` has it).
+    #[schema(required = true)]
+    pub seq: Option<u64>,
     /// Evaluation jobs enqueued for this batch: one per feature when its rows crossed an
     /// evaluation boundary (one round however many), or 0 when a batch stored right after
     /// it in the same script call crossed a later one, whose jobs for the newer rows
-    /// supersede them.
+    /// supersede them (and 0 when no row was stored).
     pub jobs_enqueued: u64,
 }

@@ -42,6 +42,7 @@ pub struct MonitorView {
     /// Hash of the reference data; results of different versions are never mixed.
     pub version: String,
     pub features: Vec<String>,
+    #[serde(serialize_with = "every_param")]
     pub params: Params,
     pub reference_rows: usize,
     /// Rows ingested since the monitor was created or reset.
@@ -68,6 +69,19 @@ pub struct MonitorView {
     /// Every feature, `null` until it is first evaluated.
     #[schema(schema_with = results_schema)]
     pub results: BTreeMap<String, Option<FeatureResult>>,
+}
+
+/// The views show every parameter, `sample_rate` too when it is 1, which the stored config
+/// (and so a monitor's definition) leaves out so that it stays as it was before sampling
+/// existed.
+fn every_param<S: serde::Serializer>(p: &Params, s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::Error;
+    let mut v = serde_json::to_value(p).map_err(S::Error::custom)?;
+    if let Some(o) = v.as_object_mut() {
+        o.entry("sample_rate")
+            .or_insert_with(|| serde_json::Value::from(p.sample_rate));
+    }
+    v.serialize(s)
 }
 
 /// The schema of `results`, written out because utoipa cannot derive a map of nullable
@@ -149,6 +163,7 @@ pub struct MonitorSummary {
     pub version: String,
     /// The number of features (the names are in the monitor's own view).
     pub features: usize,
+    #[serde(serialize_with = "every_param")]
     pub params: Params,
     pub rows: u64,
     pub features_drifting: u64,
@@ -256,7 +271,8 @@ mod tests {
                 "name": "m", "version": cfg.version, "features": ["a", "b"],
                 "params": {"window": 500, "stride": 100, "alpha": 0.05,
                            "correction": "ert", "dataset_drift_share": 0.5,
-                           "ert": 10000.0, "reference_confidence": 0.95},
+                           "ert": 10000.0, "reference_confidence": 0.95,
+                           "sample_rate": 1.0},
                 "reference_rows": 50, "rows": 7, "window_rows": 7, "status": "accumulating",
                 "features_drifting": 0, "drift_share": 0.0, "dataset_drifted": false,
                 "last_detected_at": null,

@@ -35,6 +35,11 @@ pub enum ConfigError {
     #[error("reference_confidence must be in (0, 1) (got {0})")]
     Confidence(f64),
     #[error(
+        "sample_rate (the share of rows kept at ingest) must be a number in (0, 1], 1 keeping \
+         every row (got {0})"
+    )]
+    SampleRate(f64),
+    #[error(
         "under the ert rule feature `{feature}` would need a {statistic} of {threshold:.3} to be flagged, \
          more than the largest possible (1): use a larger window or reference, or a smaller ert"
     )]
@@ -73,6 +78,30 @@ pub struct Params {
     /// Under `ert`: the probability over the draw of the reference that the guarantee holds.
     #[serde(default = "default_confidence")]
     pub reference_confidence: f64,
+    /// The probability with which the API keeps each ingested row, independently of the
+    /// others (Bernoulli thinning), before it reaches Redis; 1 keeps every row. For traffic
+    /// beyond what one Redis shard should carry: thinning an i.i.d. stream leaves it i.i.d.
+    /// with the same distribution, so the alarm's guarantee holds as stated in rows, and a
+    /// window of `window` stored rows spans 1/`sample_rate` times as much traffic. Left out
+    /// of the JSON when it is 1, so configs of monitors that do not sample are unchanged.
+    #[serde(
+        default = "default_sample_rate",
+        skip_serializing_if = "keeps_every_row"
+    )]
+    #[cfg_attr(
+        feature = "openapi",
+        schema(default = 1.0, exclusive_minimum = 0.0, maximum = 1.0)
+    )]
+    pub sample_rate: f64,
+}
+
+fn default_sample_rate() -> f64 {
+    1.0
+}
+
+/// Whether a sample rate keeps every row (then it is left out of the config's JSON).
+fn keeps_every_row(p: &f64) -> bool {
+    *p == 1.0
 }
 
 fn default_ert() -> f64 {
@@ -93,6 +122,7 @@ impl Default for Params {
             dataset_drift_share: 0.5,
             ert: 10_000.0,
             reference_confidence: 0.95,
+            sample_rate: 1.0,
         }
     }
 }
@@ -116,6 +146,10 @@ impl Params {
         }
         if !(self.reference_confidence > 0.0 && self.reference_confidence < 1.0) {
             return Err(ConfigError::Confidence(self.reference_confidence));
+        }
+        // NaN fails both comparisons; +inf fails the upper bound.
+        if !(self.sample_rate > 0.0 && self.sample_rate <= 1.0) {
+            return Err(ConfigError::SampleRate(self.sample_rate));
         }
         Ok(())
     }
@@ -494,6 +528,79 @@ mod tests {
             ..Params::default()
         };
         assert_eq!(p.validate(), Err(ConfigError::Confidence(1.0)));
+    }
+
+    #[test]
+    fn sample_rate_is_validated() {
+        for ok in [1.0, 0.5, 0.05, f64::MIN_POSITIVE] {
+            let p = Params {
+                sample_rate: ok,
+                ..Params::default()
+            };
+            assert_eq!(p.validate(), Ok(()), "{ok}");
+        }
+        for bad in [
+            0.0,
+            -0.0,
+            -1.0,
+            1.5,
+            1.0 + f64::EPSILON,
+            f64::NAN,
+            f64::INFINITY,
+        ] {
+            let p = Params {
+                sample_rate: bad,
+                ..Params::default()
+            };
+            let err = p.validate().unwrap_err();
+            assert!(matches!(err, ConfigError::SampleRate(_)), "{bad}: {err}");
+            assert!(err.to_string().contains("sample_rate"), "{err}");
+        }
+        let ds = Dataset::from_csv("x\n1\n2\n".as_bytes(), &[]).unwrap();
+        let p = Params {
+            sample_rate: 0.0,
+            correction: Correction::Bonferroni,
+            ..Params::default()
+        };
+        assert_eq!(
+            MonitorSpec::new("m", &ds, p, 10).unwrap_err(),
+            ConfigError::SampleRate(0.0)
+        );
+    }
+
+    #[test]
+    fn sample_rate_defaults_to_one_and_is_left_out_of_the_json_then() {
+        let a = MonitorSpec::default_monitor(Params::default())
+            .unwrap()
+            .config;
+        let json = serde_json::to_value(&a).unwrap();
+        // A monitor that keeps every row stores the config it stored before sampling
+        // existed: same keys (so register.lua sees the same JSON, "unchanged").
+        assert!(json.get("sample_rate").is_none(), "{json}");
+        let mut old = json.clone();
+        old.as_object_mut().unwrap().remove("sample_rate");
+        let back: MonitorConfig = serde_json::from_value(old).unwrap();
+        assert_eq!(back.params.sample_rate, 1.0);
+        assert_eq!(back, a);
+        // Sampling is a parameter: the version (a hash of the reference) does not move,
+        // so changing it is a parameter update that keeps the results.
+        let b = MonitorSpec::default_monitor(Params {
+            sample_rate: 0.25,
+            ..Params::default()
+        })
+        .unwrap()
+        .config;
+        assert_eq!(a.version, b.version);
+        // The embedded reference's version as it was before sampling existed: registering
+        // it again after an upgrade finds the same version and the same stored JSON.
+        assert_eq!(a.version, "692d74d265244942");
+        let json = serde_json::to_value(&b).unwrap();
+        assert_eq!(json["sample_rate"], 0.25);
+        let back: MonitorConfig = serde_json::from_value(json).unwrap();
+        assert_eq!(back.params.sample_rate, 0.25);
+        // Params on their own (the `params` of the monitor views) behave alike.
+        let p = serde_json::to_value(Params::default()).unwrap();
+        assert!(p.get("sample_rate").is_none(), "{p}");
     }
 
     #[test]

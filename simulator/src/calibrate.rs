@@ -604,7 +604,9 @@ impl Ctx {
         let what = format!("POST {url}");
         let req = self.target.client().post(url).json(&frame);
         let ok: IngestAccepted = fetch_json(req, &what, Some(StatusCode::ACCEPTED)).await?;
-        Ok(ok.seq)
+        // Calibration monitors keep every row (no `sample_rate`), so every batch is stored.
+        ok.seq
+            .ok_or_else(|| anyhow::anyhow!("{what}: no row of the batch was stored (sampled out)"))
     }
 
     async fn view(&self, name: &str) -> anyhow::Result<MonitorView> {

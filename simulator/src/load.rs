@@ -63,7 +63,9 @@ pub struct Onset {
     /// Server position (1-based row count) of the first drifted row the server accepted:
     /// `seq − accepted + k + 1` for the batch whose `k`-th row is its first drifted one,
     /// minimised over batches (with concurrency a later batch can land first). `None` in
-    /// predict mode, whose answers carry no `seq` (see the summary's estimate).
+    /// predict mode, whose answers carry no `seq` (see the summary's estimate), and for a
+    /// batch of which the monitor's `sample_rate` stored only some rows (which ones is not
+    /// told).
     pub seq: Option<u64>,
     /// Unix time (s) at which the answer for that batch arrived: the row was in Redis by then.
     pub at: f64,
@@ -103,7 +105,12 @@ pub struct LoadReport {
 #[derive(Deserialize)]
 struct Accepted {
     accepted: u64,
-    seq: u64,
+    /// Rows stored of the batch (a monitor with a `sample_rate` below 1 stores some);
+    /// servers before sampling did not send it, and stored every row.
+    #[serde(default)]
+    sampled: Option<u64>,
+    /// `null` when sampling stored no row of the batch.
+    seq: Option<u64>,
 }
 
 /// Keeps the earliest drifted row accepted.
@@ -301,26 +308,29 @@ fn accept(
         return Some(status_kind(status, body));
     }
     let n = batch.len() as u64;
-    let (accepted, seq) = match mode {
+    let (accepted, stored, seq) = match mode {
         Mode::Ingest | Mode::Calibrate => match serde_json::from_slice::<Accepted>(body) {
-            Ok(a) => (a.accepted, Some(a.seq)),
+            Ok(a) => (a.accepted, a.sampled.unwrap_or(a.accepted), a.seq),
             Err(_) => return Some(format!("http_{}_unexpected_body", status.as_u16())),
         },
-        Mode::Predict => (n, None),
+        Mode::Predict => (n, n, None),
     };
     sh.report.counts.requests_ok += 1;
     sh.report.counts.rows_accepted += accepted;
     live.rows_accepted.fetch_add(accepted, Ordering::Relaxed);
     if let Some(seq) = seq {
         sh.report.max_seq = Some(sh.report.max_seq.map_or(seq, |m| m.max(seq)));
-        let first = seq.saturating_sub(accepted) + 1;
+        let first = seq.saturating_sub(stored) + 1;
         sh.report.min_seq = Some(sh.report.min_seq.map_or(first, |m| m.min(first)));
         live.max_seq.fetch_max(seq, Ordering::Relaxed);
     }
     let before_onset = batch.first_drifted.map_or(n, |k| k as u64);
     sh.report.rows_accepted_before_onset += before_onset;
     if let Some(k) = batch.first_drifted {
-        let onset_seq = seq.map(|s| s.saturating_sub(accepted) + k as u64 + 1);
+        // Row k's position is known only when every row of the batch was stored.
+        let onset_seq = seq
+            .filter(|_| stored == accepted)
+            .map(|s| s.saturating_sub(accepted) + k as u64 + 1);
         sh.onset.offer(Onset {
             row: batch.first_row + k as u64,
             seq: onset_seq,

@@ -125,6 +125,7 @@ pub async fn final_round(client: &Client, stride: usize) -> u64 {
     let done: IngestAccepted = client.post(&path, &rows(&mut rng, stride, None), 202).await;
     assert!(done.jobs_enqueued > 0, "no evaluation round: {done:?}");
     done.seq
+        .unwrap_or_else(|| panic!("a batch that enqueued jobs has a seq: {done:?}"))
 }
 
 /// Jobs of the default monitor delivered and not acknowledged, read through the store.

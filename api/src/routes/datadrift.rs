@@ -50,8 +50,12 @@ pub async fn datadrift(
     let batch = numeric_frame(parsed.features.columns, parsed.features.data);
     let cfg = st.monitor(DEFAULT_MONITOR).await?;
     let columns = batch.into_feature_columns(&cfg, st.max_batch_rows, snake)?;
-    let (cfg, done) = st.ingest(cfg, columns).await?;
+    let done = st.ingest(cfg, columns).await?;
+    let cfg = done.cfg;
     let status = st.statuses.get(&st.store, &cfg).await?;
+    // When sampling kept no row nothing was written: the row count is the one of the
+    // latest results read (at most `DATADRIFT_STATUS_AGE` old), not a Redis call more.
+    let seq = done.done.map_or(status.state.rows, |d| d.seq);
     let window = cfg.params.window as u64;
     let mut feature_pvalues = BTreeMap::new();
     let mut drifted_features = Vec::new();
@@ -69,18 +73,18 @@ pub async fn datadrift(
         }
     }
     Ok(Json(DataDriftAnswer {
-        status: if done.seq >= window {
+        status: if seq >= window {
             DataDriftStatus::DriftChecked
         } else {
             DataDriftStatus::Accumulating
         },
-        samples_in_window: done.seq.min(window),
+        samples_in_window: seq.min(window),
         window_size: window,
         drift_share: status.state.drift_share,
         dataset_drift: status.state.dataset_drifted,
         number_of_drifted_columns: status.state.features_drifting,
         drifted_features,
         feature_pvalues,
-        seq: done.seq,
+        seq,
     }))
 }
