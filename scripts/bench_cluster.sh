@@ -10,9 +10,9 @@
 #      On one machine the cluster's six servers share the cores with wrk and the API, so
 #      this shows what the cluster costs, not what it gains (a cluster gains by running
 #      its masters on their own hosts).
-#   2. the Redis time of one ingested row and of one evaluation (INFO commandstats, the
-#      usec of every command): ingest alone, then ingest with CAPACITY_WORKERS workers
-#      evaluating every boundary; and from them the capacity of one shard.
+#   2. the Redis time of one ingested row and of one evaluation (the main thread's CPU
+#      time, INFO cpu): ingest alone, then ingest with CAPACITY_WORKERS workers evaluating
+#      every boundary; and from them the capacity of one shard.
 #   scripts/bench_cluster.sh [seconds-per-point]      (default 10)
 # Settings (environment): CONNS [16], BATCHES ["1 100"], CAPACITY_BATCH [100],
 # CAPACITY_RATE [20000] rows/s offered in the capacity run (drift-sim), CAPACITY_WORKERS [2],
@@ -124,7 +124,7 @@ topology() {
       [ "$name" = cl-ack1 ] && REDIS_FLAGS+=(--redis-ack-replicas 1)
       MASTERS=()
       for p in "${ports[@]}"; do
-        redis-cli -p "$p" info replication | grep -q 'role:master' && MASTERS+=("$p")
+        if redis-cli -p "$p" info replication | grep -q 'role:master'; then MASTERS+=("$p"); fi
       done ;;
   esac
 }
@@ -137,14 +137,15 @@ start_api() {
   echo "drift-api did not become ready ($REDIS_URL ${REDIS_FLAGS[*]})" >&2; exit 1
 }
 
-# Redis time (usec) of every command since the last reset, summed over the masters.
+# Redis main-thread CPU time so far (user + system, microseconds), summed over the masters:
+# what saturates a shard, command execution, parsing and socket I/O included (INFO
+# commandstats would count a script's inner commands twice and leave out the I/O).
 redis_usec() {
-  for p in "${MASTERS[@]}"; do redis-cli -p "$p" info commandstats; done |
+  for p in "${MASTERS[@]}"; do redis-cli -p "$p" info cpu; done |
     python3 -c '
 import re, sys
-print(sum(int(m.group(1)) for m in (re.search(r",usec=(\d+),", l) for l in sys.stdin) if m))'
+print(round(1e6 * sum(float(m.group(1)) for m in (re.match(r"used_cpu_(?:user|sys)_main_thread:([0-9.]+)", l) for l in sys.stdin) if m)))'
 }
-reset_stats() { for p in "${MASTERS[@]}"; do redis-cli -p "$p" config resetstat >/dev/null; done; }
 
 echo "# 1. ingest through one drift-api (wrk -t1 -c$CONNS -d${DUR}s per point)"
 printf '%-8s %-6s %12s %10s %8s %8s %9s\n' redis batch rows/s req/s p50_ms p99_ms vs_single
@@ -176,7 +177,7 @@ LUA
 done
 
 echo
-echo "# 2. Redis time per row and per evaluation (one redis-server, batch $CAPACITY_BATCH, ${DUR}s each)"
+echo "# 2. Redis CPU per row and per evaluation (one redis-server, drift-sim at $CAPACITY_RATE rows/s in batches of $CAPACITY_BATCH, ${DUR}s each)"
 monitor_json() { curl -sf "http://127.0.0.1:$APORT/v1/monitors/breast_cancer"; }
 counter() { python3 -c "import json,sys; v=json.load(sys.stdin); print(v$1)"; }
 sim() {
@@ -187,10 +188,10 @@ sim() {
 # a) ingest alone: every command's usec over the rows stored.
 topology single
 start_api
-reset_stats
+U0=$(redis_usec)
 sim
 ROWS_A=$(monitor_json | counter '["rows"]')
-USEC_A=$(redis_usec)
+USEC_A=$(( $(redis_usec) - U0 ))
 stop_all
 # b) the same with workers evaluating every boundary: what is added per evaluation.
 topology single
@@ -200,10 +201,10 @@ for _ in $(seq "$CAPACITY_WORKERS"); do
   PIDS+=($!)
 done
 sleep 1
-reset_stats
+U0=$(redis_usec)
 sim
 sleep 2
-USEC_B=$(redis_usec)
+USEC_B=$(( $(redis_usec) - U0 ))
 ROWS_B=$(monitor_json | counter '["rows"]')
 EVALS_B=$(monitor_json | counter '["counters"]["evaluations"]')
 STALE_B=$(monitor_json | counter '["counters"]["stale"]')
@@ -213,7 +214,7 @@ import sys
 rows_a, usec_a, rows_b, usec_b, evals_b, util, dur, stale_b, batch = (float(x) for x in sys.argv[1:])
 per_row = usec_a / rows_a
 per_eval = (usec_b - rows_b * per_row) / evals_b
-print(f"ingest alone: {rows_a:.0f} rows in {dur:.0f} s, {usec_a:.0f} us of Redis time: {per_row:.3f} us per row")
+print(f"ingest alone: {rows_a:.0f} rows in {dur:.0f} s, {usec_a:.0f} us of Redis CPU: {per_row:.2f} us per row")
 print(f"with workers: {rows_b:.0f} rows, {evals_b:.0f} evaluations ({stale_b:.0f} stale), {usec_b:.0f} us: {per_eval:.1f} us per evaluation")
 features, window, stride = 30, 500, 100
 cost = per_row + features / stride * per_eval  # us of Redis time per ingested row
@@ -221,7 +222,7 @@ budget = util * 1e6
 cap = budget / cost
 print()
 print(f"# 3. one shard at {util:.0%} of a Redis core: the default monitor ({features} features, window {window}, stride {stride}), batches of {batch:.0f} rows")
-print(f"Redis time per ingested row, its evaluations included: {cost:.2f} us -> {cap:,.0f} rows/s per shard")
+print(f"Redis CPU per ingested row, its evaluations included: {cost:.2f} us -> {cap:,.0f} rows/s per shard")
 print(f"{'rows/s per monitor':>20} {'monitors per shard':>20}")
 for r in (10, 100, 1000, 10000):
     print(f"{r:>20,} {cap / r:>20,.0f}")

@@ -64,10 +64,11 @@ end
 local replicas = tonumber(ARGV[9 + r])
 if replicas and replicas > 0 then
   -- Replicas in sync and heard from within 10 s (min-replicas-max-lag's default); one
-  -- still loading the initial copy would make the WAIT fail after the write.
+  -- still loading the initial copy would make the WAIT fail after the write. The lag can
+  -- read -1 in a script that runs as the second turns (the script's frozen clock).
   local online = 0
   local info = redis.call('INFO', 'replication')
-  for lag in string.gmatch(info, 'state=online,offset=%d+,lag=(%d+)') do
+  for lag in string.gmatch(info, 'state=online,offset=%d+,lag=(%-?%d+)') do
     if tonumber(lag) <= 10 then
       online = online + 1
     end
