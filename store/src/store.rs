@@ -66,7 +66,7 @@ pub(crate) struct Scripts {
 pub(crate) enum Backend {
     Single(Pool),
     Cluster {
-        client: ClusterClient,
+        client: Box<ClusterClient>,
         conn: Arc<OnceCell<ClusterConnection>>,
     },
 }
@@ -91,7 +91,7 @@ impl Store {
         Ok(Store {
             backend: if opts.cluster {
                 Backend::Cluster {
-                    client: cluster_client(opts)?,
+                    client: Box::new(cluster_client(opts)?),
                     conn: Arc::new(OnceCell::new()),
                 }
             } else {

@@ -342,3 +342,48 @@ def test_the_offline_images_script_knows_every_image(services, root):
         assert f"from_compose {repo})" in script, (
             f"compose: `{name}` uses {image}, which scripts/offline-images.sh has no stand-in for"
         )
+
+
+# ---- the cluster override ---------------------------------------------------------------------
+
+CLUSTER_NODES = [f"redis-node-{i}" for i in range(1, 7)]
+
+
+def test_cluster_override_runs_the_services_on_six_cluster_nodes(load_yaml, root):
+    doc = load_yaml(root / "docker-compose.cluster.yml")
+    svcs = doc["services"]
+    for node in CLUSTER_NODES:
+        cmd = [str(a) for a in svcs[node]["command"]]
+        assert cmd[0] == "redis-server", f"{node}: {cmd}"
+        flags = dict(zip(cmd[1::2], cmd[2::2]))
+        assert flags.get("--cluster-enabled") == "yes", f"{node}: {cmd}"
+        # A failing master must not stop the monitors on the other masters.
+        assert flags.get("--cluster-require-full-coverage") == "no", f"{node}: {cmd}"
+        assert flags.get("--appendonly") == "yes", f"{node}: {cmd}"
+        # Replicas authenticate to their master with the same password.
+        assert flags.get("--requirepass") == flags.get("--masterauth") != None, f"{node}: {cmd}"
+        assert flags.get("--maxmemory-policy") == "noeviction", f"{node}: {cmd}"
+        assert "ports" not in svcs[node], f"{node} must stay internal"
+        assert any(str(v).endswith(":/data") for v in svcs[node]["volumes"]), (
+            f"{node}: nodes.conf and the append-only file need a volume"
+        )
+    init = svcs["redis-cluster-init"]
+    assert set(init["depends_on"]) == set(CLUSTER_NODES)
+    assert all(d["condition"] == "service_healthy" for d in init["depends_on"].values())
+    script = root / "scripts" / "cluster" / "create.sh"
+    assert any(str(v).startswith("./scripts/cluster/create.sh:") for v in init["volumes"])
+    assert os.access(script, os.X_OK), f"{script} must be executable"
+    text = script.read_text(encoding="utf-8")
+    assert "--cluster-replicas 1" in text and "--cluster create" in text
+    for name in ["api", "worker", "exporter"]:
+        env = svcs[name]["environment"]
+        assert str(env["DRIFT_REDIS_CLUSTER"]) == "true", name
+        seeds = [u.strip() for u in str(env["DRIFT_REDIS_URL"]).split(",")]
+        assert [u.rsplit("@", 1)[1] for u in seeds] == [f"{n}:6379" for n in CLUSTER_NODES], (
+            f"{name}: every node is a seed: {seeds}"
+        )
+        assert all(u.startswith("redis://:${REDIS_PASSWORD:-changeme}@") for u in seeds), seeds
+        assert svcs[name]["depends_on"]["redis-cluster-init"]["condition"] == (
+            "service_completed_successfully"
+        ), name
+    assert set(doc["volumes"]) == {f"{n}-data" for n in CLUSTER_NODES}
