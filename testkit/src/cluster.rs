@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 pub struct RedisCluster {
     nodes: Vec<RedisServer>,
+    password: Option<String>,
 }
 
 /// One line of `CLUSTER NODES`, as far as tests need it.
@@ -24,16 +25,27 @@ struct NodeLine {
 impl RedisCluster {
     /// Three masters, each with one replica, every slot served, every replica in sync.
     pub fn start() -> Self {
+        Self::start_with_password(None)
+    }
+
+    /// [`RedisCluster::start`] with `requirepass` (and `masterauth`) on every node.
+    pub fn start_with_password(password: Option<&str>) -> Self {
+        let password = password.map(str::to_string);
         let nodes: Vec<RedisServer> = (0..6)
             .map(|_| {
                 RedisServer::start_opts(RedisOptions {
                     cluster: true,
+                    password: password.clone(),
                     ..RedisOptions::default()
                 })
             })
             .collect();
         let cli = require_binary("redis-cli", "redis-tools");
-        let out = Command::new(cli)
+        let mut create = Command::new(cli);
+        if let Some(pw) = &password {
+            create.args(["-a", pw, "--no-auth-warning"]);
+        }
+        let out = create
             .arg("--cluster")
             .arg("create")
             .args(nodes.iter().map(|n| format!("127.0.0.1:{}", n.port())))
@@ -46,7 +58,7 @@ impl RedisCluster {
             String::from_utf8_lossy(&out.stdout),
             String::from_utf8_lossy(&out.stderr)
         );
-        let cluster = RedisCluster { nodes };
+        let cluster = RedisCluster { nodes, password };
         cluster.wait_healthy(Duration::from_secs(30));
         cluster
     }
@@ -80,11 +92,12 @@ impl RedisCluster {
     }
 
     fn cli(&self, port: u16, args: &[&str]) -> Option<String> {
-        let out = Command::new(require_binary("redis-cli", "redis-tools"))
-            .args(["-h", "127.0.0.1", "-p", &port.to_string()])
-            .args(args)
-            .output()
-            .ok()?;
+        let mut cli = Command::new(require_binary("redis-cli", "redis-tools"));
+        cli.args(["-h", "127.0.0.1", "-p", &port.to_string()]);
+        if let Some(pw) = &self.password {
+            cli.args(["-a", pw, "--no-auth-warning"]);
+        }
+        let out = cli.args(args).output().ok()?;
         out.status
             .success()
             .then(|| String::from_utf8_lossy(&out.stdout).into_owned())

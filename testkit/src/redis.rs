@@ -112,6 +112,10 @@ impl RedisServer {
         }
         if let Some(pw) = &self.opts.password {
             cmd.args(["--requirepass", pw]);
+            if self.opts.cluster {
+                // A replica authenticates to its master with the same password.
+                cmd.args(["--masterauth", pw]);
+            }
         }
         if let Some((user, pw)) = &self.opts.acl_user {
             cmd.args(["--user", user, "on", &format!(">{pw}"), "~*", "&*", "+@all"]);

@@ -6,7 +6,8 @@
 
 use drift_api::config::Secret;
 use drift_api::ApiConfig;
-use drift_testkit::rows::{final_round, rng as seeded, rows as reference_rows, MONITOR};
+use drift_contract::IngestAccepted;
+use drift_testkit::rows::{rng as seeded, rows as reference_rows, MONITOR};
 use drift_testkit::{
     eventually, spawn_api, spawn_exporter_with, spawn_worker, Client, RedisCluster, RedisServer,
     Server,
@@ -220,9 +221,10 @@ async fn every_monitor_works_on_the_master_that_holds_it() {
     assert_eq!(status, 202, "{body}");
 }
 
-/// What a load client saw: (time since start, status, rows, whether the answer says the
-/// rows may be stored all the same) of every request.
-type Log = Arc<Mutex<Vec<(Duration, u16, u64, bool)>>>;
+/// What a load client saw: (time since start at the answer, status, rows, whether the
+/// answer says the rows may be stored all the same, time since start at the request) of
+/// every request.
+type Log = Arc<Mutex<Vec<(Duration, u16, u64, bool, Duration)>>>;
 
 /// Posts batches of 10 default-monitor rows, one request at a time, until `stop`.
 fn load(
@@ -238,12 +240,13 @@ fn load(
         let path = format!("/v1/monitors/{MONITOR}/rows");
         while !stop.load(Ordering::Relaxed) {
             let body = reference_rows(&mut rng, 10, None);
+            let sent = started.elapsed();
             let (status, answer) = c.send(c.http().post(c.url(&path)).json(&body)).await;
             let maybe_stored = answer["error"]["message"]
                 .as_str()
                 .is_some_and(|m| m.contains("may be stored"));
             if let Ok(mut l) = out.lock() {
-                l.push((started.elapsed(), status, 10, maybe_stored));
+                l.push((started.elapsed(), status, 10, maybe_stored, sent));
             }
             if status != 202 {
                 tokio::time::sleep(Duration::from_millis(20)).await;
@@ -251,6 +254,22 @@ fn load(
         }
     });
     (task, log)
+}
+
+/// Posts batches of 100 default-monitor rows until one enqueues an evaluation round (the
+/// window full and a boundary crossed); returns its row count.
+async fn next_round(c: &Client) -> u64 {
+    let mut rng = seeded(999);
+    let path = format!("/v1/monitors/{MONITOR}/rows");
+    for _ in 0..20 {
+        let done: IngestAccepted = c
+            .post(&path, &reference_rows(&mut rng, 100, None), 202)
+            .await;
+        if done.jobs_enqueued > 0 {
+            return done.seq.unwrap_or(0);
+        }
+    }
+    panic!("2,000 rows and no evaluation round");
 }
 
 struct Failover {
@@ -283,12 +302,15 @@ async fn kill_master_under_load(ack_replicas: u32, restart_after: Option<Duratio
         tokio::time::sleep(after).await;
         cluster.restart(victim);
     }
-    // Ingest must resume within 15 s of the kill; then 2 s more of load.
+    // Ingest must resume within 15 s of the kill (a 202 to a request sent after the
+    // outage was first seen); then 2 s more of load.
     let resumed = eventually(Duration::from_secs(15), || async {
         let l = log.lock().ok()?;
-        l.iter()
-            .find(|e| e.0 > killed_at && e.1 == 202)
-            .map(|e| e.0)
+        let outage = l
+            .iter()
+            .find(|e| e.4 >= killed_at && e.1 != 202)
+            .map_or(killed_at, |e| e.4);
+        l.iter().find(|e| e.4 > outage && e.1 == 202).map(|e| e.0)
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
@@ -300,12 +322,13 @@ async fn kill_master_under_load(ack_replicas: u32, restart_after: Option<Duratio
     let refused: Vec<u16> = log.iter().filter(|e| e.1 != 202).map(|e| e.1).collect();
     let since_kill = |t: Duration| t.saturating_sub(killed_at).as_secs_f64();
     let first_refused = log.iter().find(|e| e.1 != 202).map(|e| since_kill(e.0));
-    // A round after the failover is evaluated: the worker carried on too.
+    // Every row the load stored, then a round after the failover, evaluated: the worker
+    // carried on too.
     let c = api.client();
-    let seq = final_round(&c, 100).await;
-    evaluated_at(&c, MONITOR, seq).await;
     let view: Value = c.get(&format!("/v1/monitors/{MONITOR}"), 200).await;
-    let stored_rows = view["rows"].as_u64().unwrap_or(0) - 100;
+    let stored_rows = view["rows"].as_u64().unwrap_or(0);
+    let seq = next_round(&c).await;
+    evaluated_at(&c, MONITOR, seq).await;
     let f = Failover {
         acked_rows,
         maybe_stored_rows,
@@ -438,4 +461,35 @@ impl SeqOf for drift_store::Store {
             .unwrap_or_else(|e| panic!("footprint of {monitor}: {e}"))
             .seq
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_password_protected_cluster_works_and_a_wrong_password_is_a_503() {
+    let cluster = RedisCluster::start_with_password(Some("s3cret-pw"));
+    assert!(
+        cluster.seeds().contains(":s3cret-pw@"),
+        "{}",
+        cluster.seeds()
+    );
+    let api = api_on(&cluster, |_| {}).await;
+    let _worker = worker_on(&cluster).await;
+    let c = api.client();
+    let mut rng = seeded(8);
+    for _ in 0..6 {
+        let (status, body) =
+            drift_testkit::rows::post_rows(&c, &reference_rows(&mut rng, 100, None)).await;
+        assert_eq!(status, 202, "{body}");
+    }
+    evaluated_at(&c, MONITOR, 600).await;
+    // The same seeds with a wrong password: not ready, and ingest is a 503, not a hang.
+    let wrong = cluster.seeds().replace(":s3cret-pw@", ":wrong@");
+    let bad = spawn_api(&wrong, P, |c| on_cluster(&wrong)(&mut c.redis)).await;
+    let bc = bad.client();
+    assert_eq!(bc.status("/readyz").await, Some(503));
+    let req = bc
+        .http()
+        .post(bc.url(&format!("/v1/monitors/{MONITOR}/rows")))
+        .json(&reference_rows(&mut rng, 5, None));
+    bc.assert_store_unavailable(req, Duration::from_secs(5))
+        .await;
 }
