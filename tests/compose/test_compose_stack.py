@@ -19,7 +19,10 @@ this order (the tests share the stack and run in file order):
        no acknowledged row is lost;
     7. a worker cut off the network (`docker network disconnect`) and reconnected: the
        pipeline goes on meanwhile, the worker resumes without a restart;
-    8. `docker compose down -v` leaves no container, network or volume of the project.
+    8. `docker compose down -v` leaves no container, network or volume of the project;
+    9. the same with docker-compose.cluster.yml on top: six Redis nodes joined as a cluster,
+       drift found through the gateway, the monitor's master SIGKILLed under load and
+       started again: ingest resumes and every acknowledged row is stored; `down -v`.
 A timeline (image build, up, healthy, each fault and its recovery, in seconds) is printed
 at the end (tests/compose/conftest.py).
 
@@ -988,5 +991,114 @@ def test_compose_down_leaves_nothing(stack):
     if os.environ.get("DRIFT_COMPOSE_KEEP") == "1":
         pytest.skip("DRIFT_COMPOSE_KEEP=1")
     stack.timed("down -v", lambda: stack.dc("down", "-v", "--remove-orphans", timeout=300))
+    left = stack.project_leftovers()
+    assert left == {"containers": [], "networks": [], "volumes": []}, left
+
+
+# ---------------------------------------------------------------------------- the cluster
+CLUSTER_NODES = [f"redis-node-{i}" for i in range(1, 7)]
+
+
+def test_cluster_override_runs_the_stack_on_six_nodes_and_survives_a_master(stack):
+    """docker-compose.cluster.yml on top (after `down -v` of the base stack): six Redis
+    nodes joined by redis-cluster-init, drift found through the gateway, and the monitor's
+    master SIGKILLed under load, its replica promoted, and the killed node started again
+    (as its supervisor would; DRIFT_REDIS_ACK_REPLICAS=1 refuses rows until the promoted
+    replica has a replica): ingest resumes without restarting a service and every
+    acknowledged row is stored. Ends with `down -v` of the whole override."""
+    files = [*stack.files, "-f", "docker-compose.cluster.yml"]
+
+    def dcc(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
+        return run([*stack.compose, *files, "-p", PROJECT, *args], timeout=timeout,
+                   env=stack.env)
+
+    def node_cli(node: str, *args: str) -> str:
+        cid = stack.containers(node)[0]["id"]
+        p = subprocess.run(["docker", "exec", cid, "redis-cli", "-c", "-a", REDIS_PASSWORD,
+                            "--no-auth-warning", *args], capture_output=True, text=True,
+                           timeout=30)
+        assert p.returncode == 0, p.stderr or p.stdout
+        return p.stdout.strip()
+
+    def stored() -> int:
+        live = [n for n in CLUSTER_NODES if stack.containers(n)]
+        return int(node_cli(live[0], "GET", stack.key("seq")) or 0)
+
+    try:
+        stack.timed("cluster: up (6 Redis nodes, --scale api=3 --scale worker=2)",
+                    lambda: dcc("up", "-d", "--no-build", "--scale", "api=3",
+                                "--scale", "worker=2"))
+        stack.timed("cluster: healthy", lambda: stack.wait_healthy(
+            {**{n: 1 for n in CLUSTER_NODES}, "api": 3, "worker": 2, "exporter": 1,
+             "nginx": 1, "prometheus": 1}))
+        init = stack.containers("redis-cluster-init", running=False)
+        codes = run(["docker", "inspect", "-f", "{{.State.ExitCode}}",
+                     *[c["id"] for c in init]], timeout=60).stdout.split()
+        assert codes == ["0"], f"redis-cluster-init exited with {codes}"
+        info = node_cli("redis-node-1", "CLUSTER", "INFO")
+        assert "cluster_state:ok" in info and "cluster_size:3" in info, info
+        wait_until("gateway /readyz on the cluster",
+                   lambda: http("GET", f"{GATEWAY}/readyz", timeout=3).status == 200, 60)
+        wait_until("monitor registered on the cluster",
+                   lambda: http("GET", f"{GATEWAY}/v1/monitors/{MONITOR}", timeout=3).status == 200, 60)
+
+        rng = random.Random(77)
+        t0 = time.monotonic()
+        wait_evaluated(stack, post_batches(rng, 10))
+        seq = post_batches(rng, 10, shift_sd=1.0)
+        view = wait_evaluated(stack, seq)
+        assert [f for f, r in view["results"].items() if r and r.get("drifted")] == [SHIFTED], view
+        wait_until("Prometheus (cluster): mean_radius alone flagged",
+                   lambda: sorted(r["metric"]["feature"] for r in stack.query(
+                       f'drift_feature_drifted{{monitor="{MONITOR}"}} == 1')) == [SHIFTED], 60)
+        stack.timeline.add("cluster: drift on mean_radius -> flagged in Prometheus",
+                           time.monotonic() - t0)
+
+        slot = int(node_cli("redis-node-1", "CLUSTER", "KEYSLOT", stack.key("seq")))
+
+        def serves(node: str) -> bool:
+            me = [l for l in node_cli(node, "CLUSTER", "NODES").splitlines() if "myself" in l]
+            for r in me[0].split()[8:]:
+                a, _, b = r.partition("-")
+                if not r.startswith("[") and int(a) <= slot <= int(b or a):
+                    return True
+            return False
+
+        owner = next((n for n in CLUSTER_NODES if serves(n)), None)
+        assert owner, f"no master serves slot {slot}"
+        before = stored()
+        with Load(threads=2, batch=10, pause=0.02, seed=31) as load:
+            time.sleep(3)
+            killed_at = time.monotonic()
+            run(["docker", "kill", "-s", "KILL", stack.containers(owner)[0]["id"]], timeout=60)
+            # Started again once its replica took over (sooner, it would simply come
+            # back as the master, from its append-only file).
+            promoted = wait_until(
+                "cluster: a replica promoted in the killed master's place",
+                lambda: next((time.monotonic() for n in CLUSTER_NODES
+                              if n != owner and serves(n)), None), 60)
+            run(["docker", "start", stack.containers(owner, running=False)[0]["id"]], timeout=60)
+            resumed = wait_until(
+                "cluster: ingest resumed after the master's kill",
+                lambda: next((r["t1"] for r in load.snapshot()
+                              if r["status"] == 202 and r["t0"] > killed_at + 1), None), 60)
+            time.sleep(2)
+        stack.timeline.add(f"cluster: SIGKILL of the master ({owner}) -> replica promoted",
+                           promoted - killed_at)
+        stack.timeline.add("cluster: SIGKILL -> first 202 (the killed node started again "
+                           "once the replica was promoted)", resumed - killed_at)
+        log(f"cluster failover load: {load.summary()}")
+        wait_until("cluster: the killed master back as a replica",
+                   lambda: node_cli(owner, "ROLE").splitlines()[0] == "slave", 60)
+        # Every acknowledged row is stored; beyond them only rows of refused requests
+        # (a 503 after the write says they may be stored).
+        got = stored() - before
+        assert got >= load.acked, f"{load.acked - got} acknowledged rows lost"
+        assert got <= load.acked + sum(r["rows"] for r in load.failed), (got, load.acked)
+        assert all(r["status"] == 503 for r in load.failed), load.failed[:5]
+        stack.timeline.add(f"cluster: rows acknowledged {load.acked}, stored {got}", 0)
+    finally:
+        stack.timed("cluster: down -v", lambda: dcc("down", "-v", "--remove-orphans",
+                                                    timeout=300))
     left = stack.project_leftovers()
     assert left == {"containers": [], "networks": [], "volumes": []}, left
