@@ -292,12 +292,40 @@ async fn kill_master_under_load(ack_replicas: u32, restart_after: Option<Duratio
     let victim = cluster
         .master_of_monitor(P, MONITOR)
         .unwrap_or_else(|| panic!("no master holds {MONITOR}"));
+    // A monitor on another master, which the kill must not touch.
+    let other = (0..1000)
+        .map(|i| format!("other{i}"))
+        .find(|m| cluster.master_of_monitor(P, m).is_some_and(|o| o != victim))
+        .unwrap_or_else(|| panic!("no monitor name on another master"));
+    let c = api.client();
+    let mut rng = StdRng::seed_from_u64(17);
+    let path = format!("/v1/monitors/{other}?window=200&stride=50");
+    let req = c
+        .http()
+        .put(c.url(&path))
+        .bearer_auth(TOKEN)
+        .body(csv(&model_rows(&mut rng, 500, None)));
+    let (status, body) = c.send(req).await;
+    assert_eq!(status, 201, "{body}");
     let started = Instant::now();
     let stop = Arc::new(AtomicBool::new(false));
     let (task, log) = load(&api, stop.clone(), started);
     tokio::time::sleep(Duration::from_secs(2)).await;
     let killed_at = started.elapsed();
     cluster.kill(victim);
+    // While the victim's slots have no master, the other master's monitor takes rows.
+    let mut others = Vec::new();
+    for _ in 0..10 {
+        let sent = Instant::now();
+        let (status, body) = post(&c, &other, &model_rows(&mut rng, 10, None)).await;
+        others.push((status, sent.elapsed()));
+        assert_eq!(status, 202, "{other} during the failover: {body}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let slowest = others.iter().map(|o| o.1).max().unwrap_or_default();
+    eprintln!(
+        "{other} on another master during the failover: 10 of 10 accepted, slowest {slowest:?}"
+    );
     if let Some(after) = restart_after {
         tokio::time::sleep(after).await;
         cluster.restart(victim);
@@ -324,7 +352,6 @@ async fn kill_master_under_load(ack_replicas: u32, restart_after: Option<Duratio
     let first_refused = log.iter().find(|e| e.1 != 202).map(|e| since_kill(e.0));
     // Every row the load stored, then a round after the failover, evaluated: the worker
     // carried on too.
-    let c = api.client();
     let view: Value = c.get(&format!("/v1/monitors/{MONITOR}"), 200).await;
     let stored_rows = view["rows"].as_u64().unwrap_or(0);
     let seq = next_round(&c).await;
