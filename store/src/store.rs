@@ -8,7 +8,9 @@ use crate::StoreError;
 use deadpool_redis::redis;
 use deadpool_redis::redis::cluster::ClusterClient;
 use deadpool_redis::redis::cluster_async::ClusterConnection;
-use deadpool_redis::redis::cluster_routing::{MultipleNodeRoutingInfo, RoutingInfo};
+use deadpool_redis::redis::cluster_routing::{
+    MultipleNodeRoutingInfo, ResponsePolicy, RoutingInfo,
+};
 use deadpool_redis::redis::Value;
 use std::future::Future;
 use std::sync::Arc;
@@ -205,11 +207,27 @@ impl Store {
         }
     }
 
-    /// Whether Redis answers: on a cluster, every master (a replica being down does not
-    /// stop anything; a master being down stops its monitors until a replica takes over).
+    /// Whether Redis answers: on a cluster, whether any master does. A master being down
+    /// stops only its own monitors (their requests get 503s until its replica takes
+    /// over), so a replica of the API that can reach the others is still of use.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let _: Value = self.on_masters(redis::cmd("PING")).await?;
-        Ok(())
+        let cmd = redis::cmd("PING");
+        self.run(|c| async move {
+            match c {
+                Conn::Cluster(mut c) => {
+                    let route = RoutingInfo::MultiNode((
+                        MultipleNodeRoutingInfo::AllMasters,
+                        Some(ResponsePolicy::OneSucceeded),
+                    ));
+                    c.route_command(cmd, route).await?;
+                }
+                mut c => {
+                    let _: String = cmd.query_async(&mut c).await?;
+                }
+            }
+            Ok(())
+        })
+        .await
     }
 
     /// Runs `cmd` on the one Redis, or on every master of a cluster (each master's answer

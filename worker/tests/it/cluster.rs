@@ -322,6 +322,8 @@ async fn kill_master_under_load(ack_replicas: u32, restart_after: Option<Duratio
         assert_eq!(status, 202, "{other} during the failover: {body}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+    // Still ready: the other masters answer.
+    assert_eq!(c.status("/readyz").await, Some(200));
     let slowest = others.iter().map(|o| o.1).max().unwrap_or_default();
     eprintln!(
         "{other} on another master during the failover: 10 of 10 accepted, slowest {slowest:?}"
