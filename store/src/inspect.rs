@@ -250,6 +250,15 @@ impl Store {
             .collect())
     }
 
+    /// Fault injection: lists `monitor` in the set of monitors without registering it, as
+    /// a registration interrupted after its first step leaves it.
+    pub async fn list_without_config(&self, monitor: &str) -> Result<(), StoreError> {
+        let mut cmd = redis::cmd("SADD");
+        cmd.arg(self.keys.monitors()).arg(monitor);
+        let _: i64 = self.query(cmd).await?;
+        Ok(())
+    }
+
     /// Bytes of memory Redis reports in use (`used_memory`).
     pub async fn memory_used(&self) -> Result<u64, StoreError> {
         self.info("memory")

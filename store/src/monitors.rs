@@ -155,6 +155,21 @@ impl Store {
         Ok(names)
     }
 
+    /// Takes a name that is listed without a config (a registration interrupted between
+    /// its first two steps, see [`Store::register_within`]) out of the set of monitors,
+    /// with the jobs stream a worker may have created for it; false when it was not
+    /// listed.
+    pub async fn unlist(&self, monitor: &str) -> Result<bool, StoreError> {
+        let mut cmd = redis::cmd("SREM");
+        cmd.arg(self.keys.monitors()).arg(monitor);
+        let removed: i64 = self.query(cmd).await?;
+        let mut del = redis::cmd("DEL");
+        del.arg(self.keys.jobs(monitor))
+            .arg(self.keys.dead(monitor));
+        let _: i64 = self.query(del).await?;
+        Ok(removed == 1)
+    }
+
     /// Clears a monitor's data (windows, counters, results, history, jobs) but keeps its
     /// config and reference; `delete` also removes those and unregisters it. The monitor's
     /// keys go atomically; a delete takes it out of the set of monitors (another slot)

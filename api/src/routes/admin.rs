@@ -94,11 +94,13 @@ pub async fn put_monitor(
 /// Empties the monitor, and with `delete` drops its config too (and this replica's cached
 /// copy of it).
 async fn clear(st: &AppState, name: &str, delete: bool) -> Result<(), ApiError> {
-    let cfg = st
-        .store
-        .config(name)
-        .await?
-        .ok_or_else(|| ApiError::unknown_monitor(name))?;
+    let Some(cfg) = st.store.config(name).await? else {
+        // A name listed without a config (an interrupted registration) can be deleted.
+        if delete && st.store.unlist(name).await? {
+            return Ok(());
+        }
+        return Err(ApiError::unknown_monitor(name));
+    };
     st.store.clear(&cfg, delete).await?;
     if delete {
         st.forget(name);

@@ -317,3 +317,54 @@ async fn dot_segments_are_not_monitor_names() {
     let list: Value = srv.client().get("/v1/monitors", 200).await;
     assert_eq!(list["monitors"].as_array().unwrap().len(), 1, "{list}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_listed_without_a_config_is_not_shown_and_can_be_deleted() {
+    let redis = RedisServer::start();
+    let srv = admin_api(&redis, 10).await;
+    let c = srv.client();
+    let store = redis.store(P);
+    // What a registration interrupted after enlisting leaves behind.
+    store.list_without_config("ghost").await.unwrap();
+    assert!(store
+        .monitors()
+        .await
+        .unwrap()
+        .contains(&"ghost".to_string()));
+    let list: Value = c.get("/v1/monitors", 200).await;
+    let names: Vec<&str> = list["monitors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|m| m["name"].as_str())
+        .collect();
+    assert!(!names.contains(&"ghost"), "{list}");
+    c.error(
+        c.http().get(c.url("/v1/monitors/ghost")),
+        404,
+        "unknown_monitor",
+    )
+    .await;
+    // Reset needs a config; delete takes the name out of the set.
+    let reset = c
+        .http()
+        .post(c.url("/v1/monitors/ghost/reset"))
+        .bearer_auth(TOKEN);
+    c.error(reset, 404, "unknown_monitor").await;
+    let delete = c
+        .http()
+        .delete(c.url("/v1/monitors/ghost"))
+        .bearer_auth(TOKEN);
+    let v: Value = c.call(delete, 200).await;
+    assert_eq!(v["deleted"], "ghost");
+    assert!(!store
+        .monitors()
+        .await
+        .unwrap()
+        .contains(&"ghost".to_string()));
+    let again = c
+        .http()
+        .delete(c.url("/v1/monitors/ghost"))
+        .bearer_auth(TOKEN);
+    c.error(again, 404, "unknown_monitor").await;
+}
