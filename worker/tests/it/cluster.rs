@@ -284,7 +284,7 @@ struct Failover {
 }
 
 /// Kills the master of the default monitor under load; `restart_after` brings the node
-/// back (as its supervisor would) that long after the kill.
+/// back (as its supervisor would) that long after the kill, once its replica took over.
 async fn kill_master_under_load(ack_replicas: u32, restart_after: Option<Duration>) -> Failover {
     let mut cluster = RedisCluster::start();
     let api = api_on(&cluster, |c| c.redis.redis_ack_replicas = ack_replicas).await;
@@ -329,7 +329,17 @@ async fn kill_master_under_load(ack_replicas: u32, restart_after: Option<Duratio
         "{other} on another master during the failover: 10 of 10 accepted, slowest {slowest:?}"
     );
     if let Some(after) = restart_after {
-        tokio::time::sleep(after).await;
+        // Not before the replica took over: a node without persistence that came back
+        // sooner would still be the master, empty.
+        let promoted = eventually(Duration::from_secs(15), || async {
+            cluster
+                .master_of_monitor(P, MONITOR)
+                .filter(|&m| m != victim)
+                .map(|_| ())
+        })
+        .await;
+        assert!(promoted.is_some(), "no replica took over within 15 s");
+        tokio::time::sleep(after.saturating_sub(started.elapsed() - killed_at)).await;
         cluster.restart(victim);
     }
     // Ingest must resume within 15 s of the kill (a 202 to a request sent after the
