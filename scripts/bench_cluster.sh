@@ -152,22 +152,13 @@ printf '%-8s %-6s %12s %10s %8s %8s %9s\n' redis batch rows/s req/s p50_ms p99_m
 declare -A BASE
 for BATCH in "${BATCHES[@]}"; do
   "$BIN_DIR/examples/ingest_body" "$BATCH" >"$WORK/body.json"
-  cat >"$WORK/post.lua" <<LUA
-local f = io.open("$WORK/body.json", "rb")
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
-LUA
+  wrk_post_script "$WORK/body.json" "$WORK/post.lua"
   for TOPO in single ack1 cluster cl-ack1; do
     topology "$TOPO"
     start_api
     OUT=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$APORT/v1/monitors/breast_cancer/rows")
     stop_all
-    RPS=$(echo "$OUT" | awk '/Requests\/sec/ {print $2}')
-    P50=$(ms "$(echo "$OUT" | awk '$1=="50%" {print $2}')")
-    P99=$(ms "$(echo "$OUT" | awk '$1=="99%" {print $2}')")
-    NON2XX=$(echo "$OUT" | awk '/Non-2xx/ {print $NF}')
+    wrk_read "$OUT"
     [ -n "$NON2XX" ] && echo "warning: $NON2XX non-2xx responses ($TOPO, batch $BATCH)" >&2
     ROWS=$(python3 -c "print(round(float('$RPS') * $BATCH))")
     [ "$TOPO" = single ] && BASE[$BATCH]=$ROWS

@@ -60,22 +60,13 @@ printf '%-6s %12s %10s %8s %8s %12s %12s %8s %9s %9s\n' \
   batch api_rows/s api_req/s p50_ms p99_ms raw_rows/s typed_rows/s api/raw api/typed script_us
 for BATCH in "${BATCHES[@]}"; do
   "$BIN_DIR/examples/ingest_body" "$BATCH" >"$WORK/body.json"
-  cat >"$WORK/post.lua" <<LUA
-local f = io.open("$WORK/body.json", "rb")
-wrk.method = "POST"
-wrk.body = f:read("*a")
-f:close()
-wrk.headers["Content-Type"] = "application/json"
-LUA
+  wrk_post_script "$WORK/body.json" "$WORK/post.lua"
   start_redis "$WORK/redis.log"
   start_api
   OUT=$(wrk -t1 -c"$CONNS" -d"${DUR}s" --latency -s "$WORK/post.lua" "http://127.0.0.1:$APORT/v1/monitors/breast_cancer/rows")
   stop_api
   stop_redis
-  RPS=$(echo "$OUT" | awk '/Requests\/sec/ {print $2}')
-  P50=$(ms "$(echo "$OUT" | awk '$1=="50%" {print $2}')")
-  P99=$(ms "$(echo "$OUT" | awk '$1=="99%" {print $2}')")
-  NON2XX=$(echo "$OUT" | awk '/Non-2xx/ {print $NF}')
+  wrk_read "$OUT"
   [ -n "$NON2XX" ] && echo "warning: $NON2XX non-2xx responses at batch $BATCH" >&2
   # Ceilings: the same values, back to back, on a fresh Redis of their own.
   start_redis "$WORK/redis.log"

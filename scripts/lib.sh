@@ -28,3 +28,23 @@ start_redis() {
   done
   echo "redis-server did not listen on $RPORT" >&2; cat "$1" >&2; exit 1
 }
+
+# wrk_post_script BODY LUA: writes LUA, a wrk script that POSTs the JSON file BODY.
+wrk_post_script() {
+  cat >"$2" <<LUA
+local f = io.open("$1", "rb")
+wrk.method = "POST"
+wrk.body = f:read("*a")
+f:close()
+wrk.headers["Content-Type"] = "application/json"
+LUA
+}
+
+# wrk_read REPORT: sets RPS, P50 and P99 (ms) and NON2XX (empty when none) from the text
+# of a `wrk --latency` run.
+wrk_read() {
+  RPS=$(echo "$1" | awk '/Requests\/sec/ {print $2}')
+  P50=$(ms "$(echo "$1" | awk '$1=="50%" {print $2}')")
+  P99=$(ms "$(echo "$1" | awk '$1=="99%" {print $2}')")
+  NON2XX=$(echo "$1" | awk '/Non-2xx/ {print $NF}')
+}

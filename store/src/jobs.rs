@@ -162,6 +162,13 @@ fn registry_ids(reply: &Value, registry: &str) -> Vec<String> {
     ids
 }
 
+/// The `XACK` of registry notices `ids` (read in the same call as the jobs).
+fn ack_notices(registry: &str, ids: &[String]) -> redis::Cmd {
+    let mut ack = redis::cmd("XACK");
+    ack.arg(registry).arg(GROUP).arg(ids);
+    ack
+}
+
 /// A consumer's reader of new jobs over every monitor's jobs stream. It owns a dedicated
 /// connection (a blocking read must not hold a pooled one, and its response timeout must
 /// exceed the block time), reconnecting after a connection error.
@@ -234,9 +241,9 @@ impl JobReader {
                     self.noticed = true;
                     // A notice lost to a crash before this XACK only delays discovery
                     // until the next refresh.
-                    let mut ack = redis::cmd("XACK");
-                    ack.arg(&registry).arg(GROUP).arg(&notices);
-                    ack.query_async::<()>(conn).await?;
+                    ack_notices(&registry, &notices)
+                        .query_async::<()>(conn)
+                        .await?;
                 }
                 let streams: HashMap<String, String> =
                     keys.into_iter().zip(monitors.iter().cloned()).collect();
@@ -314,9 +321,7 @@ impl JobReader {
             }
             if !notices.is_empty() {
                 self.noticed = true;
-                let mut ack = redis::cmd("XACK");
-                ack.arg(&registry).arg(GROUP).arg(&notices);
-                store.query::<()>(ack).await?;
+                store.query::<()>(ack_notices(&registry, &notices)).await?;
             }
             if !jobs.is_empty() || self.noticed {
                 if let Some(e) = failed {

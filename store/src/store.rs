@@ -211,35 +211,25 @@ impl Store {
     /// stops only its own monitors (their requests get 503s until its replica takes
     /// over), so a replica of the API that can reach the others is still of use.
     pub async fn ping(&self) -> Result<(), StoreError> {
-        let cmd = redis::cmd("PING");
-        self.run(|c| async move {
-            match c {
-                Conn::Cluster(mut c) => {
-                    let route = RoutingInfo::MultiNode((
-                        MultipleNodeRoutingInfo::AllMasters,
-                        Some(ResponsePolicy::OneSucceeded),
-                    ));
-                    c.route_command(cmd, route).await?;
-                }
-                mut c => {
-                    let _: String = cmd.query_async(&mut c).await?;
-                }
-            }
-            Ok(())
-        })
-        .await
+        let policy = Some(ResponsePolicy::OneSucceeded);
+        self.on_masters(redis::cmd("PING"), policy).await?;
+        Ok(())
     }
 
-    /// Runs `cmd` on the one Redis, or on every master of a cluster (each master's answer
-    /// in a map by address, or one aggregated answer, as redis-rs's policy for the
-    /// command says).
-    pub(crate) async fn on_masters(&self, cmd: redis::Cmd) -> Result<Value, StoreError> {
+    /// Runs `cmd` on the one Redis, or on every master of a cluster, their answers combined
+    /// by `policy` (`None`: each master's answer in a map by address, or one aggregated
+    /// answer, as redis-rs's policy for the command says).
+    pub(crate) async fn on_masters(
+        &self,
+        cmd: redis::Cmd,
+        policy: Option<ResponsePolicy>,
+    ) -> Result<Value, StoreError> {
         self.run(|c| async move {
             match c {
                 Conn::Cluster(mut c) => Ok(c
                     .route_command(
                         cmd,
-                        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, None)),
+                        RoutingInfo::MultiNode((MultipleNodeRoutingInfo::AllMasters, policy)),
                     )
                     .await?),
                 mut c => Ok(cmd.query_async(&mut c).await?),
@@ -252,7 +242,7 @@ impl Store {
     pub(crate) async fn info(&self, section: &str) -> Result<Vec<String>, StoreError> {
         let mut cmd = redis::cmd("INFO");
         cmd.arg(section);
-        let reply = self.on_masters(cmd).await?;
+        let reply = self.on_masters(cmd, None).await?;
         let text = |v: Value| -> Result<String, StoreError> { Ok(redis::from_redis_value(v)?) };
         match reply {
             Value::Map(nodes) => nodes.into_iter().map(|(_, v)| text(v)).collect(),

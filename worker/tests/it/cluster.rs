@@ -7,7 +7,7 @@
 use drift_api::config::Secret;
 use drift_api::ApiConfig;
 use drift_contract::IngestAccepted;
-use drift_testkit::rows::{rng as seeded, rows as reference_rows, MONITOR};
+use drift_testkit::rows::{drifted, rng as seeded, rows as reference_rows, MONITOR};
 use drift_testkit::{
     eventually, spawn_api, spawn_exporter_with, spawn_worker, Client, RedisCluster, RedisServer,
     Server,
@@ -92,20 +92,6 @@ async fn evaluated_at(c: &Client, monitor: &str, seq: u64) -> Value {
     })
     .await;
     done.unwrap_or_else(|| panic!("{monitor} was not evaluated at row {seq} within 30 s"))
-}
-
-fn drifted(view: &Value) -> Vec<String> {
-    let mut out: Vec<String> = view["results"]
-        .as_object()
-        .map(|r| {
-            r.iter()
-                .filter(|(_, v)| v["drifted"] == true)
-                .map(|(k, _)| k.clone())
-                .collect()
-        })
-        .unwrap_or_default();
-    out.sort();
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
